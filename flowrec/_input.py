@@ -102,7 +102,7 @@ def parse_interactions(X, y=None, *, require_ratings=False):
         users, items = _split_array(X)
 
     n_ratings = users.shape[0]
-    if n_ratings == 0:
+    if n_ratings == 0 or items.shape[0] == 0:
         raise ValueError(
             "X contains no interactions (0 rows); fit and predict need at least one (user, item) pair"
         )
@@ -166,7 +166,7 @@ def _split_array(X):
             raise TypeError(
                 f"X must be a DataFrame or an (n_ratings, 2) array-like, got {type(X).__name__}"
             ) from None
-    if array.ndim == 2 and array.shape[0] == 0:
+    if array.size == 0 and array.ndim <= 2:
         return array.reshape(0), array.reshape(0)
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(
@@ -261,9 +261,7 @@ def _normalize(ids, role):
     Number ids become int64 when every value is integral and float64
     otherwise; str ids become a NumPy unicode array; other kinds stay object.
     """
-    ids = np.asarray(ids)
-    if ids.ndim != 1:
-        ids = ids.ravel()
+    ids = _as_id_array(ids)
     kind_code = ids.dtype.kind
     if kind_code in "iu":
         return "number", ids.astype(np.int64, copy=False)
@@ -272,7 +270,7 @@ def _normalize(ids, role):
     if kind_code == "b":
         return "bool", ids
     if kind_code == "U":
-        return "str", ids
+        return "str", ids.astype(object)
     if kind_code == "S":
         return "bytes", ids.astype(object)
 
@@ -289,10 +287,30 @@ def _normalize(ids, role):
         return "number", np.zeros(0, dtype=np.int64)
     kind = next(iter(kinds))
     if kind == "number":
+        if all(isinstance(v, numbers.Integral) for v in ids):
+            return kind, ids.astype(np.int64)
         return kind, _integral_or_float(ids.astype(np.float64))
     if kind == "str":
-        return kind, ids.astype(str)
+        # Python str objects, not a NumPy "U" array, which drops trailing NUL characters.
+        return kind, np.array([str(v) for v in ids], dtype=object)
     return kind, ids
+
+
+def _as_id_array(ids):
+    """Return ``ids`` as a 1-d array.
+
+    Lists become object arrays element by element, which keeps tuple ids whole
+    and keeps strings as Python str (a NumPy "U" array drops trailing NUL
+    characters).
+    """
+    if isinstance(ids, np.ndarray):
+        return ids.ravel() if ids.ndim != 1 else ids
+    if isinstance(ids, pd.Series | pd.Index):
+        return _column(pd.Series(ids))
+    values = list(ids)
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _integral_or_float(values):
@@ -338,7 +356,7 @@ class IdMap:
         """Learn the distinct ids; return self."""
         kind, values = _normalize(ids, self.role)
         self.kind_ = kind
-        if values.dtype == object:
+        if values.dtype == object and kind != "str":
             # Hashable but not necessarily sortable: keep first-seen order.
             distinct = list(dict.fromkeys(values.tolist()))
             self.ids_ = np.empty(len(distinct), dtype=object)
@@ -416,7 +434,7 @@ class IdMap:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if "ids_" in state and state["ids_"].dtype == object:
+        if "ids_" in state and state["ids_"].dtype == object and state["kind_"] != "str":
             self._lookup = {value: k for k, value in enumerate(state["ids_"].tolist())}
         else:
             self._lookup = None
