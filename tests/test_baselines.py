@@ -100,7 +100,7 @@ def test_surprise_invalid_rating_scale(ratings):
 
 
 def test_surprise_needs_ratings(ratings):
-    with pytest.raises(ValueError, match="no ratings given"):
+    with pytest.raises(ValueError, match="'rating' column"):
         SurpriseSVD().fit(ratings[["user_id", "item_id"]])
 
 
