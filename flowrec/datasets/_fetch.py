@@ -110,7 +110,8 @@ class Bundle:
         location = Path(location)
         if location.is_dir():
             return cls(location, file_sha256=file_sha256)
-        if zipfile.is_zipfile(location):
+        # .xlsx files are zip archives too, so only a .zip name marks an archive
+        if location.suffix.lower() == ".zip" and zipfile.is_zipfile(location):
             return cls(location, zip_file=zipfile.ZipFile(location), file_sha256=file_sha256)
         return _SingleFileBundle(location, file_sha256=file_sha256)
 
