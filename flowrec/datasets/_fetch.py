@@ -228,7 +228,7 @@ def download(url, destination, sha256):
     try:
         digest = hashlib.sha256()
         with os.fdopen(handle, "wb") as output:
-            n_bytes, expected_bytes = _stream(url, output, digest, destination.name)
+            n_bytes, expected_bytes = _stream(url, output, digest, destination)
         if expected_bytes is not None and n_bytes != expected_bytes:
             raise DownloadError(
                 f"download of {url} stopped after {n_bytes} of {expected_bytes} "
@@ -252,15 +252,15 @@ def download(url, destination, sha256):
     return destination
 
 
-def _stream(url, output, digest, label):
-    manual_hint = f"download {url} by hand and save it as {label}"
+def _stream(url, output, digest, destination):
+    manual_hint = f"download {url} by hand and save it as {destination}"
     try:
         with _urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
             expected_bytes = int(length) if length else None
             n_bytes = 0
             with tqdm(
-                total=expected_bytes, unit="B", unit_scale=True, desc=label, disable=None
+                total=expected_bytes, unit="B", unit_scale=True, desc=destination.name, disable=None
             ) as bar:
                 while True:
                     chunk = response.read(CHUNK_BYTES)
