@@ -1,0 +1,700 @@
+"""FlowAdam: Adam that switches to gradient-flow integration on hard landscapes."""
+
+import logging
+import math
+import numbers
+
+import torch
+from torch.optim import Optimizer
+
+from ._detection import DEFAULT_THRESHOLDS, TRIGGERS, DifficultyDetector
+from ._integrators import INTEGRATORS, gradient_flow_step
+from ._trace import FlowTrace, SwitchEvent
+
+__all__ = ["FlowAdam", "INJECTIONS"]
+
+logger = logging.getLogger(__name__)
+
+#: Ways of carrying the ODE phase's velocity into Adam's first moment.
+INJECTIONS = ("soft", "hard", "none")
+
+# key of the optimizer-wide state inside state_dict()
+_FLOW_STATE_KEY = "flowadam"
+
+
+class FlowAdam(Optimizer):
+    r"""Adam that integrates the gradient flow when the landscape turns hard.
+
+    FlowAdam runs Adam steps (``mode == "adam"``) and watches statistics of
+    the gradients. When they show that a diagonal preconditioner fits the
+    landscape badly, it switches to ``mode == "ode"`` for ``ode_steps`` calls
+    of :meth:`step`, each an explicit integrator step of the gradient flow
+    :math:`d\theta/dt = -(\nabla L(\theta) + \lambda\theta)`. When the phase
+    ends, the mean velocity of the phase, converted to gradient units, is
+    blended into Adam's first moment (soft momentum injection) and Adam steps
+    resume.
+
+    Parameters
+    ----------
+    params : iterable
+        Parameters or parameter groups, as for any ``torch.optim.Optimizer``.
+    lr : float, default=1e-3
+        Adam learning rate. Not used by ODE steps.
+    betas : tuple of (float, float), default=(0.9, 0.999)
+        Smoothing factors of Adam's first and second moments.
+    eps : float, default=1e-8
+        Term added to Adam's denominator.
+    weight_decay : float, default=0.0
+        L2 coefficient. In Adam mode it is added to the gradient (as
+        ``torch.optim.Adam``) or, with ``decoupled_weight_decay=True``,
+        applied as ``param *= 1 - lr * weight_decay`` (as ``torch.optim.AdamW``).
+        In ODE mode the flow always includes ``-weight_decay * param``.
+    decoupled_weight_decay : bool, default=False
+        Apply weight decay as AdamW does.
+    switching : bool, default=True
+        Allow ODE phases. With False every step is a ``torch.optim.Adam``
+        step, up to float rounding, and no switch statistics are gathered.
+    triggers : tuple of str, default=("coupling",)
+        Statistics that may start an ODE phase; any subset of
+        ``"coupling"``, ``"oscillation"`` and ``"stall"`` (see Notes).
+    thresholds : dict, optional
+        ``{trigger: (enter, exit)}`` overriding the defaults
+        ``{"coupling": (0.3, 0.2), "oscillation": (0.0, 0.2),
+        "stall": (1e-4, 1e-3)}``.
+    stat_beta : float, default=0.9
+        Smoothing factor of the statistic averages.
+    warmup : int, default=50
+        Adam steps before the first ODE phase may start.
+    cooldown : int, default=50
+        Adam steps after an ODE phase before the next may start.
+    ode_steps : int, default=100
+        ``step()`` calls in each ODE phase.
+    integrator : {"euler", "heun", "rk4"}, default="euler"
+        Explicit Runge-Kutta method of the ODE steps. Each stage costs one
+        closure call: 1, 2 and 4 per step.
+    ode_dt : float or "auto", default="auto"
+        Step size in flow time. ``"auto"`` sets, at the start of each phase,
+        ``ode_dt_scale / curvature``, where ``curvature`` is the running
+        average of the secant estimate ``||g_t - g_{t-1}|| / ||theta_t -
+        theta_{t-1}||`` over Adam steps.
+    ode_dt_scale : float, default=0.5
+        Scale of the automatic step size, in units of 1 / curvature.
+    ode_clip : float or None, default=0.05
+        Cap on each ODE step's displacement, relative to the norm of all
+        parameters (with a floor of 1e-3 on that norm). None disables it.
+    injection : {"soft", "hard", "none"}, default="soft"
+        What happens to Adam's first moment when an ODE phase ends:
+        ``"soft"`` blends it with the phase's mean velocity in gradient units,
+        ``"hard"`` replaces it, ``"none"`` keeps it.
+    injection_weight : float, default=0.5
+        Blend weight of the soft injection, in (0, 1].
+    injection_ramp : int, default=1
+        Number of Adam steps over which the soft blend is spread: each of the
+        first ``injection_ramp`` Adam steps after a phase moves the first
+        moment ``injection_weight / injection_ramp`` of the way to the
+        injected velocity.
+
+    Attributes
+    ----------
+    mode : {"adam", "ode"}
+        Mode the next ``step()`` call will use.
+    trace : FlowTrace
+        Mode, loss and closure calls of every step, and the switch events.
+    statistics : dict
+        Current smoothed value of each trigger statistic (None before the
+        first value) and the curvature estimate.
+
+    Notes
+    -----
+    **Adam steps.** With ``switching=False`` the update is the one of
+    ``torch.optim.Adam`` (``amsgrad=False``, ``maximize=False``), including
+    bias correction of both moments.
+
+    **Statistics.** After each Adam step's closure call, with ``g_t`` the
+    gradient Adam uses (L2 term included unless decay is decoupled),
+    ``y = g_t - g_{t-1}`` and ``s`` the displacement of the previous Adam
+    step, FlowAdam computes:
+
+    * ``coupling``: :math:`\sum_i \max(0, -y_i s_i) / \sum_i |y_i s_i|`.
+      On a separable convex function, such as any quadratic with a diagonal
+      Hessian, every ``y_i s_i >= 0`` and the value is exactly 0. Where the
+      Hessian couples coordinates (rotated ill-conditioned quadratics,
+      factorizations) moving one coordinate changes the gradient of others
+      and the value rises. Adam's diagonal preconditioner cannot model that
+      coupling.
+    * ``oscillation``: the cosine between ``g_t`` and ``g_{t-1}``.
+    * ``stall``: ``(slow - fast) / |slow|`` of two loss averages (smoothing
+      0.5 and 0.95): the recent relative loss decrease.
+
+    Each is smoothed with ``stat_beta`` (the first value starts the average).
+    A trigger is flagged when its average passes ``enter`` (above for
+    ``coupling``, below for the others) and unflagged only when it passes
+    back beyond ``exit``. An ODE phase starts after an Adam step when an
+    enabled trigger is flagged and at least ``warmup`` (first phase) or
+    ``cooldown`` (later phases) Adam steps have run since the start or the
+    last phase. Statistics are not updated in ODE mode, and the first Adam
+    step after a phase has no secant pair.
+
+    **ODE phases.** A phase is ``ode_steps`` calls of :meth:`step`. Each call
+    evaluates the closure at the current point and takes one step of the
+    chosen integrator; the displacement of all parameters together is scaled
+    down to at most ``ode_clip * max(||theta||, 1e-3)``. Adam's moments are
+    left untouched during the phase.
+
+    **Injection.** At the end of a phase of flow time ``T`` the mean velocity
+    is ``v = (theta_end - theta_start) / T``. In gradient units the target is
+    ``-v`` (minus ``weight_decay * (theta_start + theta_end) / 2`` when decay
+    is decoupled, because then Adam's first moment does not contain the L2
+    term). ``"soft"`` sets ``m <- (1 - w) m + w * target`` with ``w =
+    injection_weight`` (spread over ``injection_ramp`` steps), ``"hard"``
+    sets ``m <- target``, ``"none"`` leaves ``m``. The second moment and the
+    bias-correction step count are unchanged.
+
+    **Closure.** :meth:`step` requires a closure because ODE steps evaluate
+    gradients at new points. It must zero the gradients, compute the loss, set
+    ``.grad`` (by ``backward()`` or by assignment) and return the loss.
+    Parameters whose ``.grad`` is None are skipped. Sparse gradients raise
+    ``RuntimeError``.
+
+    Every statistic costs one device-to-host copy per Adam step, and the
+    optimizer keeps four tensors per parameter (two more than Adam) while
+    switching is on.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from flowrec.optim import FlowAdam
+    >>> weight = torch.nn.Parameter(torch.ones(3))
+    >>> opt = FlowAdam([weight], lr=0.1)
+    >>> def closure():
+    ...     opt.zero_grad()
+    ...     loss = (weight ** 2).sum()
+    ...     loss.backward()
+    ...     return loss
+    >>> loss = opt.step(closure)
+    >>> float(loss), opt.mode, opt.trace.modes
+    (3.0, 'adam', ['adam'])
+    """
+
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.0,
+        *,
+        decoupled_weight_decay=False,
+        switching=True,
+        triggers=("coupling",),
+        thresholds=None,
+        stat_beta=0.9,
+        warmup=50,
+        cooldown=50,
+        ode_steps=100,
+        integrator="euler",
+        ode_dt="auto",
+        ode_dt_scale=0.5,
+        ode_clip=0.05,
+        injection="soft",
+        injection_weight=0.5,
+        injection_ramp=1,
+    ):
+        _check_adam_hyperparameters(lr, betas, eps, weight_decay)
+        merged_thresholds = _check_switch_options(
+            triggers, thresholds, stat_beta, warmup, cooldown, ode_steps, integrator,
+            ode_dt, ode_dt_scale, ode_clip, injection, injection_weight, injection_ramp,
+        )
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "decoupled_weight_decay": bool(decoupled_weight_decay),
+        }
+        super().__init__(params, defaults)
+
+        self.switching = bool(switching)
+        self.triggers = tuple(triggers)
+        self.thresholds = merged_thresholds
+        self.stat_beta = stat_beta
+        self.warmup = warmup
+        self.cooldown = cooldown
+        self.ode_steps = ode_steps
+        self.integrator = integrator
+        self.ode_dt = ode_dt
+        self.ode_dt_scale = ode_dt_scale
+        self.ode_clip = ode_clip
+        self.injection = injection
+        self.injection_weight = injection_weight
+        self.injection_ramp = injection_ramp
+
+        self.trace = FlowTrace()
+        self._detector = DifficultyDetector(self.triggers, self.thresholds, stat_beta)
+        self._flow = _initial_flow_state()
+
+    # public read-only views
+
+    @property
+    def mode(self):
+        """Mode the next ``step()`` call will use: ``"adam"`` or ``"ode"``."""
+        return self._flow["mode"]
+
+    @property
+    def statistics(self):
+        """Smoothed trigger statistics and the curvature estimate."""
+        values = dict(self._detector.averages)
+        values["curvature"] = self._flow["curvature"]
+        return values
+
+    # state_dict round trip
+
+    def state_dict(self):
+        """Return the optimizer state, including the mode, statistics and trace."""
+        state = super().state_dict()
+        state[_FLOW_STATE_KEY] = {
+            "flow": dict(self._flow),
+            "detector": self._detector.state_dict(),
+            "trace": self.trace.state_dict(),
+        }
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Load a state from :meth:`state_dict`, including mode, statistics and trace."""
+        state_dict = dict(state_dict)
+        flow_state = state_dict.pop(_FLOW_STATE_KEY, None)
+        if flow_state is None:
+            raise ValueError(
+                "The state dict has no FlowAdam entry; pass the output of "
+                "FlowAdam.state_dict(), not that of another optimizer."
+            )
+        super().load_state_dict(state_dict)
+        self._flow = dict(flow_state["flow"])
+        self._detector.load_state_dict(flow_state["detector"])
+        self.trace.load_state_dict(flow_state["trace"])
+
+    # stepping
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one Adam step or one ODE step and return the closure's loss.
+
+        Parameters
+        ----------
+        closure : callable
+            Zeroes the gradients, computes the loss, sets ``.grad`` and
+            returns the loss. Required.
+
+        Returns
+        -------
+        loss : object
+            The closure's value at the parameters before this step.
+        """
+        if closure is None:
+            raise ValueError(
+                "FlowAdam.step() requires a closure because ODE steps evaluate "
+                "gradients at new points; pass a function that zeroes the "
+                "gradients, computes the loss, sets .grad and returns the loss."
+            )
+
+        with torch.enable_grad():
+            loss = closure()
+        loss_value = _loss_to_float(loss)
+
+        mode = self._flow["mode"]
+        if mode == "adam":
+            n_evals = 1
+            self._adam_step(loss_value)
+        else:
+            n_evals = self._ode_step(closure, loss)
+
+        self.trace.record(mode, loss_value, n_evals)
+        self._flow["n_steps"] += 1
+        return loss
+
+    def _groups_with_grads(self):
+        """Yield ``(group, params)`` with the parameters that have a gradient."""
+        for group in self.param_groups:
+            params = []
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if param.grad.is_sparse:
+                    raise RuntimeError(
+                        "FlowAdam does not support sparse gradients; use dense "
+                        "gradients (for example nn.Embedding(..., sparse=False))."
+                    )
+                params.append(param)
+            yield group, params
+
+    def _adam_step(self, loss_value):
+        flow = self._flow
+        gather_statistics = self.switching
+        sums = None
+        secant_valid = flow["secant_valid"]
+
+        for group, params in self._groups_with_grads():
+            lr = group["lr"]
+            beta1, beta2 = group["betas"]
+            eps = group["eps"]
+            weight_decay = group["weight_decay"]
+            decoupled = group["decoupled_weight_decay"]
+
+            for param in params:
+                grad = param.grad
+                state = self.state[param]
+                if "step" not in state:
+                    _init_adam_state(state, param)
+                if gather_statistics and "prev_grad" not in state:
+                    state["prev_grad"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["prev_update"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+                # the gradient Adam uses, with coupled L2 applied as in torch.optim.Adam
+                if weight_decay != 0 and not decoupled:
+                    grad = grad.add(param, alpha=weight_decay)
+
+                if gather_statistics:
+                    param_sums = _secant_sums(grad, state["prev_grad"], state["prev_update"])
+                    sums = param_sums if sums is None else sums + param_sums.to(sums.device)
+                    state["prev_grad"].copy_(grad)
+                    state["prev_update"].copy_(param)
+
+                self._inject(state)
+                _adam_update(param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled)
+
+                if gather_statistics:
+                    # prev_update held the old parameter; turn it into the displacement
+                    state["prev_update"].sub_(param).neg_()
+
+        if not gather_statistics:
+            flow["adam_steps_since_phase"] += 1
+            return
+
+        if flow["injection_left"] > 0:
+            flow["injection_left"] -= 1
+        statistics = {"stall": self._detector.loss_progress(loss_value)}
+        if sums is not None and secant_valid:
+            statistics.update(_statistics_from_sums(sums.tolist()))
+            curvature = statistics.pop("curvature")
+            if curvature is not None and math.isfinite(curvature) and curvature > 0:
+                previous = flow["curvature"]
+                flow["curvature"] = (
+                    curvature if previous is None
+                    else self.stat_beta * previous + (1 - self.stat_beta) * curvature
+                )
+        self._detector.update(statistics)
+        flow["secant_valid"] = sums is not None
+        flow["adam_steps_since_phase"] += 1
+
+        # start an ODE phase when a trigger is flagged and enough Adam steps ran
+        required = self.warmup if flow["phases"] == 0 else self.cooldown
+        if flow["adam_steps_since_phase"] < required:
+            return
+        trigger = self._detector.hard_trigger()
+        if trigger is None:
+            return
+        enter, _ = self.thresholds[trigger]
+        value = self._detector.averages[trigger]
+        self._switch("ode", trigger, value, enter)
+
+    def _ode_step(self, closure, loss):
+        flow = self._flow
+        groups = list(self._groups_with_grads())
+        params = [param for _, group_params in groups for param in group_params]
+        weight_decays = [group["weight_decay"] for group, group_params in groups for _ in group_params]
+
+        if flow["ode_step_in_phase"] == 0:
+            flow["phase_dt"] = self._initial_dt()
+            flow["ode_time"] = 0.0
+            for group in self.param_groups:
+                for param in group["params"]:
+                    self.state[param]["ode_start"] = param.detach().clone()
+        elif self.ode_dt == "auto":
+            flow["phase_dt"] = self._adapt_dt(params, weight_decays)
+
+        # keep the gradient and the start point to measure the next secant
+        if self.ode_dt == "auto":
+            for param, weight_decay in zip(params, weight_decays):
+                state = self.state[param]
+                grad = param.grad if weight_decay == 0 else param.grad.add(param, alpha=weight_decay)
+                _buffer(state, "flow_grad", param).copy_(grad)
+                _buffer(state, "flow_update", param).copy_(param)
+
+        _, n_calls, _ = gradient_flow_step(
+            params, closure, flow["phase_dt"], method=self.integrator,
+            weight_decays=weight_decays, clip=self.ode_clip, first_loss=loss,
+        )
+        flow["ode_time"] += flow["phase_dt"]
+        flow["ode_step_in_phase"] += 1
+
+        if self.ode_dt == "auto":
+            for param in params:
+                self.state[param]["flow_update"].sub_(param).neg_()
+
+        if flow["ode_step_in_phase"] >= self.ode_steps:
+            self._finish_phase()
+            self._switch("adam", "horizon", flow["ode_time"], float(self.ode_steps))
+        return 1 + n_calls
+
+    def _initial_dt(self):
+        if self.ode_dt != "auto":
+            return float(self.ode_dt)
+        # NOTE: the Adam-phase secant measures curvature along Adam's steps,
+        # which is often far below the top curvature, so this first step may
+        # be large. The displacement clip bounds it, and _adapt_dt corrects
+        # the step size from the second ODE step on.
+        curvature = self._flow["curvature"]
+        if curvature is None:
+            return float(self.ode_dt_scale)
+        return self.ode_dt_scale / curvature
+
+    def _adapt_dt(self, params, weight_decays):
+        """Return the next step size from the secant of the previous ODE step.
+
+        The step size becomes ``ode_dt_scale / lambda`` with ``lambda =
+        ||g_k - g_{k-1}|| / ||theta_k - theta_{k-1}||`` measured along the
+        flow, and grows by at most a factor of 2 per step.
+        """
+        sums = None
+        for param, weight_decay in zip(params, weight_decays):
+            state = self.state[param]
+            if "flow_grad" not in state:
+                continue
+            grad = param.grad if weight_decay == 0 else param.grad.add(param, alpha=weight_decay)
+            diff = grad.double() - state["flow_grad"].double()
+            update = state["flow_update"].double()
+            param_sums = torch.stack([diff.pow(2).sum(), update.pow(2).sum()])
+            sums = param_sums if sums is None else sums + param_sums.to(sums.device)
+        dt = self._flow["phase_dt"]
+        if sums is None:
+            return dt
+        diff_sq, update_sq = sums.tolist()
+        if update_sq == 0 or diff_sq == 0:
+            return 2.0 * dt
+        curvature = math.sqrt(diff_sq / update_sq)
+        return min(2.0 * dt, self.ode_dt_scale / curvature)
+
+    def _finish_phase(self):
+        """Compute each parameter's injection target and drop the phase buffers."""
+        flow = self._flow
+        elapsed = flow["ode_time"]
+        for group in self.param_groups:
+            weight_decay = group["weight_decay"]
+            decoupled = group["decoupled_weight_decay"]
+            for param in group["params"]:
+                state = self.state[param]
+                state.pop("flow_grad", None)
+                state.pop("flow_update", None)
+                start = state.pop("ode_start", None)
+                if start is None or self.injection == "none":
+                    continue
+                # target = -(end - start) / T, in the units of Adam's first moment
+                target = start.sub(param).div_(elapsed)
+                if decoupled and weight_decay != 0:
+                    target.sub_(start.add_(param).mul_(0.5 * weight_decay))
+                if "step" not in state:
+                    _init_adam_state(state, param)
+                if self.injection == "hard":
+                    state["exp_avg"].copy_(target)
+                else:
+                    state["injection_target"] = target
+        flow["injection_left"] = self.injection_ramp if self.injection == "soft" else 0
+
+    def _inject(self, state):
+        """Apply one soft-injection blend to this parameter's first moment."""
+        if self._flow["injection_left"] <= 0:
+            state.pop("injection_target", None)
+            return
+        target = state.get("injection_target")
+        if target is None:
+            return
+        state["exp_avg"].lerp_(target, self.injection_weight / self.injection_ramp)
+        if self._flow["injection_left"] == 1:
+            del state["injection_target"]
+
+    def _switch(self, to_mode, trigger, value, threshold):
+        flow = self._flow
+        event = SwitchEvent(
+            step=flow["n_steps"], from_mode=flow["mode"], to_mode=to_mode,
+            trigger=trigger, value=float(value), threshold=float(threshold),
+        )
+        self.trace.events.append(event)
+        logger.debug("FlowAdam switch: %s", event)
+        flow["mode"] = to_mode
+        if to_mode == "ode":
+            flow["ode_step_in_phase"] = 0
+        else:
+            flow["phases"] += 1
+            flow["adam_steps_since_phase"] = 0
+            flow["secant_valid"] = False
+
+
+def _initial_flow_state():
+    return {
+        "mode": "adam",
+        "n_steps": 0,
+        "phases": 0,
+        "adam_steps_since_phase": 0,
+        "ode_step_in_phase": 0,
+        "ode_time": 0.0,
+        "phase_dt": None,
+        "curvature": None,
+        "secant_valid": False,
+        "injection_left": 0,
+    }
+
+
+def _buffer(state, key, param):
+    """Return ``state[key]``, creating it as zeros shaped like ``param``."""
+    if key not in state:
+        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state[key]
+
+
+def _init_adam_state(state, param):
+    # a float32 CPU scalar, as torch.optim.Adam stores it when not capturable
+    state["step"] = torch.tensor(0.0, dtype=torch.float32)
+    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+
+
+def _adam_update(param, grad, state, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """Apply one Adam update in place, with the operations of torch.optim.Adam."""
+    step_t = state["step"]
+    exp_avg = state["exp_avg"]
+    exp_avg_sq = state["exp_avg_sq"]
+
+    step_t += 1
+    if weight_decay != 0 and decoupled:
+        param.mul_(1 - lr * weight_decay)
+
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+    step = step_t.item()
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+
+    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def _secant_sums(grad, prev_grad, prev_update):
+    """Return the per-parameter sums behind the statistics, as a float64 vector.
+
+    Order: sum max(0, -y*s), sum |y*s|, g.g_prev, |g|^2, |g_prev|^2, |y|^2, |s|^2.
+    """
+    grad64 = grad.double()
+    prev64 = prev_grad.double()
+    update64 = prev_update.double()
+    diff = grad64 - prev64
+    product = diff * update64
+    return torch.stack([
+        product.neg().clamp_(min=0).sum(),
+        product.abs().sum(),
+        (grad64 * prev64).sum(),
+        grad64.pow(2).sum(),
+        prev64.pow(2).sum(),
+        diff.pow(2).sum(),
+        update64.pow(2).sum(),
+    ])
+
+
+def _statistics_from_sums(sums):
+    negative, total, dot, grad_sq, prev_sq, diff_sq, update_sq = sums
+    statistics = {"coupling": None, "oscillation": None, "curvature": None}
+    if total > 0:
+        statistics["coupling"] = negative / total
+    if grad_sq > 0 and prev_sq > 0:
+        statistics["oscillation"] = dot / math.sqrt(grad_sq * prev_sq)
+    if update_sq > 0:
+        statistics["curvature"] = math.sqrt(diff_sq / update_sq)
+    return statistics
+
+
+def _loss_to_float(loss):
+    if loss is None:
+        return math.nan
+    if isinstance(loss, torch.Tensor):
+        return float(loss.detach())
+    return float(loss)
+
+
+def _check_adam_hyperparameters(lr, betas, eps, weight_decay):
+    if isinstance(lr, torch.Tensor) or not _is_real(lr) or not lr >= 0:
+        raise ValueError(f"Invalid learning rate: {lr!r}. Use a float >= 0, such as 1e-3.")
+    if not _is_real(eps) or not eps >= 0:
+        raise ValueError(f"Invalid eps: {eps!r}. Use a float >= 0, such as 1e-8.")
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r}. Use a pair of floats in [0, 1), such as (0.9, 0.999).")
+    for index, beta in enumerate(betas):
+        if not _is_real(beta) or not 0.0 <= beta < 1.0:
+            raise ValueError(
+                f"Invalid beta parameter at index {index}: {beta!r}. Use a float in [0, 1)."
+            )
+    if not _is_real(weight_decay) or not weight_decay >= 0:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay!r}. Use a float >= 0.")
+
+
+def _check_switch_options(triggers, thresholds, stat_beta, warmup, cooldown, ode_steps,
+                          integrator, ode_dt, ode_dt_scale, ode_clip, injection,
+                          injection_weight, injection_ramp):
+    """Validate the switching options and return the merged threshold table."""
+    if isinstance(triggers, str) or not all(name in TRIGGERS for name in triggers):
+        raise ValueError(
+            f"Invalid triggers: {triggers!r}. Use a tuple of names from {sorted(TRIGGERS)}."
+        )
+    merged = dict(DEFAULT_THRESHOLDS)
+    for name, pair in (thresholds or {}).items():
+        if name not in TRIGGERS:
+            raise ValueError(
+                f"Invalid thresholds key: {name!r}. Use names from {sorted(TRIGGERS)}."
+            )
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(map(_is_real, pair)):
+            raise ValueError(
+                f"Invalid thresholds for {name!r}: {pair!r}. Use a pair (enter, exit) of floats."
+            )
+        enter, exit_ = (float(value) for value in pair)
+        if TRIGGERS[name] == "above" and exit_ > enter:
+            raise ValueError(
+                f"Invalid thresholds for {name!r}: exit {exit_} is above enter {enter}. "
+                "This trigger flags high values, so use exit <= enter."
+            )
+        if TRIGGERS[name] == "below" and exit_ < enter:
+            raise ValueError(
+                f"Invalid thresholds for {name!r}: exit {exit_} is below enter {enter}. "
+                "This trigger flags low values, so use exit >= enter."
+            )
+        merged[name] = (enter, exit_)
+
+    if not _is_real(stat_beta) or not 0.0 <= stat_beta < 1.0:
+        raise ValueError(f"Invalid stat_beta: {stat_beta!r}. Use a float in [0, 1), such as 0.9.")
+    for name, value, minimum in (("warmup", warmup, 0), ("cooldown", cooldown, 0),
+                                 ("ode_steps", ode_steps, 1), ("injection_ramp", injection_ramp, 1)):
+        if not _is_int(value) or value < minimum:
+            raise ValueError(f"Invalid {name}: {value!r}. Use an int >= {minimum}.")
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"Invalid integrator: {integrator!r}. Use one of {sorted(INTEGRATORS)}.")
+    if ode_dt != "auto" and (not _is_real(ode_dt) or not ode_dt > 0):
+        raise ValueError(f"Invalid ode_dt: {ode_dt!r}. Use a float > 0 or \"auto\".")
+    if not _is_real(ode_dt_scale) or not ode_dt_scale > 0:
+        raise ValueError(f"Invalid ode_dt_scale: {ode_dt_scale!r}. Use a float > 0, such as 0.5.")
+    if ode_clip is not None and (not _is_real(ode_clip) or not ode_clip > 0):
+        raise ValueError(f"Invalid ode_clip: {ode_clip!r}. Use a float > 0, such as 0.05, or None.")
+    if injection not in INJECTIONS:
+        raise ValueError(f"Invalid injection: {injection!r}. Use one of {list(INJECTIONS)}.")
+    if not _is_real(injection_weight) or not 0.0 < injection_weight <= 1.0:
+        raise ValueError(
+            f"Invalid injection_weight: {injection_weight!r}. Use a float in (0, 1], such as 0.5."
+        )
+    return merged
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
