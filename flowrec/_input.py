@@ -119,7 +119,8 @@ def parse_interactions(X, y=None, *, require_ratings=False):
     if y is None:
         if require_ratings:
             raise ValueError(
-                "no ratings given: pass y, or a DataFrame X with a 'rating' column"
+                "fit requires y to be passed, but the target y is None and X has no 'rating' "
+                "column; pass the ratings as y or as a 'rating' column of a DataFrame X"
             )
         return users, items, None
     return users, items, _check_ratings(y, n_ratings)
@@ -166,7 +167,7 @@ def _split_array(X):
             raise TypeError(
                 f"X must be a DataFrame or an (n_ratings, 2) array-like, got {type(X).__name__}"
             ) from None
-    if array.size == 0 and array.ndim <= 2:
+    if array.ndim in (1, 2) and array.shape[0] == 0:
         return array.reshape(0), array.reshape(0)
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(

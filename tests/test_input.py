@@ -84,7 +84,7 @@ def test_parse_missing_ids_name_rows():
 
 
 def test_parse_requires_ratings_for_fit():
-    with pytest.raises(ValueError, match="no ratings given"):
+    with pytest.raises(ValueError, match="fit requires y to be passed"):
         parse_interactions([[1, 1]], require_ratings=True)
 
 
