@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from flowrec.datasets import _fetch, load_movielens, movielens
+from flowrec.datasets import _fetch, jester, load_jester, load_movielens, movielens
 from flowrec.exceptions import ChecksumMismatchError, DatasetNotFoundError, DownloadError
 
 
@@ -26,7 +26,18 @@ def make_ml20m_zip():
     return buffer.getvalue()
 
 
+def make_joke_texts_zip():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for number in (1, 2):
+            page = f"<HTML><!--begin of joke -->Joke &amp; {number}<P><!--end of joke --></HTML>"
+            archive.writestr(f"jokes/init{number}.html", page)
+        archive.writestr("__MACOSX/jokes/._init1.html", b"resource fork")
+    return buffer.getvalue()
+
+
 ARCHIVE = make_ml20m_zip()
+JOKE_TEXTS = make_joke_texts_zip()
 ARCHIVE_SHA256 = hashlib.sha256(ARCHIVE).hexdigest()
 
 
@@ -42,6 +53,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(ARCHIVE)))
             self.end_headers()
             self.wfile.write(ARCHIVE)
+        elif self.path == "/jokes.zip":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(JOKE_TEXTS)
         elif self.path == "/truncated.zip":
             self.send_response(200)
             self.send_header("Content-Length", str(len(ARCHIVE)))
@@ -161,10 +176,10 @@ def test_failure_mid_stream_keeps_old_file(tmp_path, monkeypatch):
 
 
 def test_offline_message_names_url_and_destination(tmp_path, monkeypatch):
-    def refuse(url, timeout):
+    def fail_name_lookup(url, timeout):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(_fetch, "_urlopen", refuse)
+    monkeypatch.setattr(_fetch, "_urlopen", fail_name_lookup)
     with pytest.raises(DownloadError) as caught:
         load_movielens("100k", data_home=tmp_path, download=True)
     message = str(caught.value)
@@ -172,3 +187,24 @@ def test_offline_message_names_url_and_destination(tmp_path, monkeypatch):
     assert str(tmp_path / "ml-100k.zip") in message
     assert "by hand" in message
     assert leftovers(tmp_path) == []
+
+
+def test_jester_joke_texts_downloaded(tmp_path, server, monkeypatch):
+    texts = dataclasses.replace(
+        jester.JOKE_TEXTS_1,
+        url=f"{server}/jokes.zip",
+        sha256=hashlib.sha256(JOKE_TEXTS).hexdigest(),
+    )
+    monkeypatch.setattr(jester, "JOKE_TEXTS_1", texts)
+    part = dataclasses.replace(
+        jester.RELEASES["1-1"], file_sha256={texts.archive: texts.sha256}
+    )
+    monkeypatch.setitem(jester.RELEASES, "1-1", part)
+    folder = tmp_path / "jester"
+    folder.mkdir()
+    (folder / "jester-data-1.csv").write_text("1,5.5,99\n2,-1,2\n")
+
+    data = load_jester("1-1", data_home=tmp_path, download=True)
+    assert data.items.to_dict("list") == {"item_id": [1, 2], "text": ["Joke & 1", "Joke & 2"]}
+    assert (folder / "jester_dataset_1_joke_texts.zip").read_bytes() == JOKE_TEXTS
+    assert load_jester("1-1", data_home=tmp_path).items is not None

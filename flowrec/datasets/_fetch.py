@@ -51,7 +51,7 @@ class Release:
     sha256 : str or None
         SHA-256 of the official archive, or None when no digest is known.
     subfolder : str
-        Folder under the data home that holds the archive and its extracted
+        Folder under the data home that contains the archive and its extracted
         copy (``""`` for the data home itself).
     folders : tuple of str
         Names of extracted folders to look for inside ``subfolder``; ``"."``
@@ -117,9 +117,9 @@ class Bundle:
 
     def find(self, *names):
         """Return the key of the first file whose base name is in ``names``, or None."""
-        for wanted in names:
+        for name in names:
             for key in self._names:
-                if key.rsplit("/", 1)[-1] == wanted:
+                if key.rsplit("/", 1)[-1] == name:
                     return key
         return None
 
@@ -191,12 +191,12 @@ def _list_folder(folder, depth=3):
     return keys
 
 
-def verify_file(path, expected, *, what):
+def verify_file(path, expected, *, description):
     """Raise ChecksumMismatchError unless the file's SHA-256 equals ``expected``."""
     actual = sha256_of(path)
     if actual != expected:
         raise ChecksumMismatchError(
-            f"{what} {path} has SHA-256 {actual}, expected {expected}; delete it and "
+            f"{description} {path} has SHA-256 {actual}, expected {expected}; delete it and "
             "call again with download=True, or replace it with the official archive"
         )
 
@@ -312,7 +312,7 @@ def open_release(release, *, data_home=None, path=None, download_if_missing=Fals
     if archive_path.is_file():
         try:
             if release.sha256 is not None:
-                verify_file(archive_path, release.sha256, what="cached archive")
+                verify_file(archive_path, release.sha256, description="cached archive")
             return Bundle.open(archive_path, file_sha256=release.file_sha256)
         except ChecksumMismatchError as error:
             logger.warning("%s", error)
@@ -350,7 +350,7 @@ def _open_given_path(release, path, label):
             f"{release.archive}, its extracted folder or the ratings file"
         )
     if path.is_file() and path.name == release.archive and release.sha256 is not None:
-        verify_file(path, release.sha256, what="archive")
+        verify_file(path, release.sha256, description="archive")
     bundle = Bundle.open(path, file_sha256=release.file_sha256)
     if isinstance(bundle, _SingleFileBundle):
         return bundle

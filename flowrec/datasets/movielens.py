@@ -1,10 +1,10 @@
 """MovieLens rating datasets published by GroupLens Research.
 
-Every release is read in its own format: tab-separated ``u.data`` and
-``|``-separated latin-1 ``u.item``/``u.user`` for 100K, ``::``-separated
-``.dat`` files for 1M (latin-1) and 10M, and CSV files with a header and
-quoted titles for 20M, 25M, 32M and latest-small (CRLF line ends in
-latest-small). Ratings keep the release's own user and movie ids.
+Every release is read in its own format. 100K has tab-separated ``u.data``
+and ``|``-separated latin-1 ``u.item`` and ``u.user``. 1M (latin-1) and 10M
+have ``::``-separated ``.dat`` files. 20M, 25M, 32M and latest-small have CSV
+files with a header and quoted titles, with CRLF line ends in latest-small.
+Ratings keep the release's own user and movie ids.
 """
 
 import csv
@@ -58,10 +58,10 @@ _ML_1M_FILES = {
     "users.dat": "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
 }
 
-# Archive digests: GroupLens publishes only MD5 files next to its archives.
-# The SHA-256 values below were computed by several independent projects that
-# pin these archives, and the 100K, 10M, 20M and 32M values are published
-# together with a matching GroupLens MD5 (see docs/datasets.md).
+# Archive digests: GroupLens publishes only an MD5 file next to each archive.
+# The SHA-256 values below are the ones that several independent projects
+# pinning these archives record. For 100K, 10M, 20M and 25M a project also
+# records the matching GroupLens MD5. docs/datasets.md lists both digests.
 RELEASES = {
     "100k": Release(
         archive="ml-100k.zip",
@@ -170,7 +170,7 @@ def load_movielens(variant="100k", *, data_home=None, path=None, download=False)
         ``rating`` (float64) and ``timestamp`` (int64, Unix seconds).
         ``items`` has ``item_id``, ``title`` and ``genres`` (``|``-joined);
         100K adds its release date, IMDb URL and one 0/1 column per genre.
-        ``users`` holds demographics for 100K and 1M and is None otherwise.
+        ``users`` contains demographics for 100K and 1M and is None otherwise.
 
     Raises
     ------

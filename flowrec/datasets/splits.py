@@ -97,8 +97,8 @@ def per_user_split(ratings, test_size=0.2, random_state=None):
     Each user keeps at least one training rating. With a fraction, a user
     with ``n`` ratings gets ``round(test_size * n)`` test ratings, capped at
     ``n - 1``. With an int ``k`` (leave-k-out), a user gets ``k`` test
-    ratings when they have more than ``k``; users with ``k`` or fewer stay
-    wholly in train and their number is logged.
+    ratings when they have more than ``k``. Users with ``k`` or fewer stay
+    wholly in train, and their number is logged.
 
     Parameters
     ----------
@@ -273,7 +273,7 @@ def kfold_split(ratings, n_splits=5, random_state=None):
     """Yield (train, test) pairs of a k-fold split of the rows.
 
     Rows are shuffled once and cut into ``n_splits`` folds whose sizes
-    differ by at most one; each fold is the test set once, so the test
+    differ by at most one. Each fold is the test set once, so the test
     sets partition the ratings.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Synthetic low-rank matrices and tensors with a known answer.
+"""Synthetic low-rank matrices and tensors with a known ground truth.
 
 The generators draw a random low-rank ground truth, scale it so that its
 entries have root-mean-square 1 (so ``noise`` is a noise-to-signal ratio),
@@ -195,7 +195,7 @@ def make_low_rank_tensor(
 
     The truth is a sum of ``rank`` outer products of random unit-norm
     vectors, one per mode, with weights spaced geometrically from the
-    largest to the largest divided by ``condition_number``; the whole
+    largest to the largest divided by ``condition_number``. The whole
     tensor is scaled so that its entries have root-mean-square 1. Cells are
     observed, noised and split as in :func:`make_low_rank_matrix`.
 
