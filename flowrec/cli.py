@@ -44,6 +44,16 @@ def _non_negative_int(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
 def build_parser():
     """Build the ``flowrec`` argument parser with its subcommands."""
     from flowrec.compare import DATASETS, DEFAULT_MODELS, PRESETS
@@ -93,6 +103,12 @@ def build_parser():
         "baselines keep their own (default: the estimator's default)",
     )
     compare.add_argument(
+        "--validation-fraction", type=_fraction, default=None, metavar="F",
+        help="share (0 to 1) of each training set the flowrec models hold out to record "
+        "validation RMSE per epoch and stop early; the test set is never used for this "
+        "(default: the estimator's default, no validation)",
+    )
+    compare.add_argument(
         "--data-home", default=None, metavar="DIR",
         help="folder with ml-100k/, ml-latest-small/ and jester/ "
         "(default: $FLOWREC_DATA, else ~/flowrec_data)",
@@ -124,7 +140,7 @@ def build_parser():
         help="device of the flowrec models (default: the estimator's default)",
     )
     compare.add_argument(
-        "--quiet", action="store_true", help="hide the progress bar and info messages",
+        "--quiet", action="store_true", help="hide the progress bar (warnings are still shown)",
     )
 
     datasets = commands.add_parser(
@@ -159,6 +175,7 @@ def _run_compare(args):
         data_home=args.data_home,
         seeds=seeds,
         n_epochs=args.epochs,
+        validation_fraction=args.validation_fraction,
         device=args.device,
         ranking=args.ranking,
         k=args.k,
@@ -193,11 +210,10 @@ def _run_datasets(args):
     return EXIT_OK
 
 
-def _configure_logging(quiet):
-    level = logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="flowrec: %(levelname)s: %(message)s", stream=sys.stderr)
-    # Library loggers only; third-party packages keep their own levels.
-    logging.getLogger("flowrec").setLevel(level)
+def _configure_logging():
+    # Warnings and errors only: info lines would break up the progress bar.
+    logging.basicConfig(level=logging.WARNING, format="flowrec: %(levelname)s: %(message)s",
+                        stream=sys.stderr)
 
 
 def main(argv=None):
@@ -221,8 +237,7 @@ def main(argv=None):
         # argparse exits with 0 after --help and with 2 after a usage error.
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
 
-    if args.command == "compare":
-        _configure_logging(args.quiet)
+    _configure_logging()
     try:
         if args.command == "compare":
             return _run_compare(args)

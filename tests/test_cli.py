@@ -72,7 +72,10 @@ def test_unknown_dataset_exit_two(capsys):
     assert "invalid choice: 'netflix'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--n-seeds", "x"], ["--seeds", "-1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--epochs", "0"], ["--n-seeds", "x"], ["--seeds", "-1"], ["--validation-fraction", "1"]],
+)
 def test_invalid_numbers_exit_two(argv, capsys):
     assert main(["compare", *argv]) == 2
     assert "expected a" in capsys.readouterr().err

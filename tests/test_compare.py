@@ -86,6 +86,39 @@ def test_default_curves_from_history(default_result):
     assert {"epoch", "loss", "val_rmse", "mode", "grad_evals"} <= set(result.curves.columns)
 
 
+def test_validation_fraction_records_curve():
+    result = compare(["adam", "surprise-baseline"], n_epochs=5, validation_fraction=0.1,
+                     progress=False)
+    assert result.curves["val_rmse"].notna().all()
+    assert result.curves["model"].unique().tolist() == ["adam"]
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, "0.1"])
+def test_invalid_validation_fraction_rejected(fraction):
+    with pytest.raises(ValueError, match="validation_fraction must be a number in"):
+        compare(["adam"], validation_fraction=fraction, progress=False)
+
+
+def test_figure_shades_ode_epochs(tmp_path):
+    from flowrec.compare._report import plot_comparison
+
+    curves = pd.DataFrame(
+        {
+            "model": "flowadam",
+            "fold": "holdout",
+            "seed": 0,
+            "epoch": np.arange(1, 11),
+            "loss": np.linspace(1.0, 0.1, 10),
+            "val_rmse": np.linspace(1.0, 0.5, 10),
+            "mode": ["adam"] * 3 + ["ode"] * 2 + ["adam"] * 4 + ["ode"],
+        }
+    )
+    summary = pd.DataFrame({"model": ["flowadam"], "rmse_mean": [0.5], "rmse_std": [np.nan]})
+    path = tmp_path / "figure.png"
+    plot_comparison(summary, curves, path, title="shading")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
 def test_seeds_give_mean_and_std():
     result = compare(["surprise-svd", "surprise-baseline"], seeds=(0, 1, 2), progress=False)
     assert len(result.results) == 6

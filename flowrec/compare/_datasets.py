@@ -39,8 +39,8 @@ def _jester_files(stem, archive):
 
 DATASETS = {
     "synthetic": DatasetSpec(
-        "200 x 200 rank-5 matrix with Gaussian noise 0.1, 20% observed, "
-        "held-out entries as test set (generated, no files)",
+        "200 x 200 rank-5 matrix with entries of RMS 1; 20% of the cells observed with "
+        "Gaussian noise 0.1, split 80/20 into train and test (generated, no files)",
         (),
         ("holdout",),
     ),

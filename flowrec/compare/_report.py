@@ -121,12 +121,15 @@ def plot_comparison(summary, curves, path, *, title):
             shaded = True
     loss_axis.set(title="training loss", xlabel="epoch", ylabel="loss", yscale="log")
     rmse_axis.set(title="validation RMSE", xlabel="epoch", ylabel="RMSE")
-    for axis in (loss_axis, rmse_axis):
+    hints = {
+        loss_axis: "no model recorded a training history",
+        rmse_axis: "not recorded: set validation_fraction\n(CLI: --validation-fraction)",
+    }
+    for axis, hint in hints.items():
         if axis.lines:
             axis.legend(fontsize="small")
         else:
-            axis.text(0.5, 0.5, "not recorded by any model", ha="center", va="center",
-                      transform=axis.transAxes)
+            axis.text(0.5, 0.5, hint, ha="center", va="center", transform=axis.transAxes)
     if shaded:
         loss_axis.annotate("shaded: FlowAdam ODE mode", xy=(0.02, 0.02),
                            xycoords="axes fraction", fontsize="small")

@@ -146,7 +146,7 @@ def _optimizer_label(estimator):
     return "n/a"
 
 
-def _configure(template, seed, n_epochs, device):
+def _configure(template, seed, flowrec_overrides, device):
     """Clone ``template`` and set the run's seed and the requested overrides."""
     estimator = clone(template)
     params = estimator.get_params(deep=False)
@@ -155,10 +155,12 @@ def _configure(template, seed, n_epochs, device):
         overrides["random_state"] = seed
     if device is not None and "device" in params:
         overrides["device"] = device
-    # The epoch override applies to flowrec's own models only, so that the
+    # Epochs and validation apply to flowrec's own models only, so that the
     # baselines keep the settings their published figures were measured with.
-    if n_epochs is not None and "n_epochs" in params and type(estimator).__module__.startswith("flowrec.models"):
-        overrides["n_epochs"] = n_epochs
+    if type(estimator).__module__.startswith("flowrec.models"):
+        for name, value in flowrec_overrides.items():
+            if value is not None and name in params:
+                overrides[name] = value
     if overrides:
         estimator.set_params(**overrides)
     return estimator
@@ -227,9 +229,9 @@ def _ranking_scores(estimator, fold, k, threshold):
     }
 
 
-def _run_one(name, template, fold, *, n_epochs, device, ranking_metrics, k, threshold):
+def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics, k, threshold):
     """Fit one model on one fold and return its result row and learning curve."""
-    estimator = _configure(template, fold.seed, n_epochs, device)
+    estimator = _configure(template, fold.seed, flowrec_overrides, device)
     train_X = fold.train[["user_id", "item_id"]]
     test_X = fold.test[["user_id", "item_id"]]
     row = {
@@ -284,6 +286,7 @@ def compare(
     data_home=None,
     seeds=(0,),
     n_epochs=None,
+    validation_fraction=None,
     device=None,
     ranking=False,
     k=10,
@@ -322,6 +325,11 @@ def compare(
     n_epochs : int, default=None
         Epoch count for the flowrec models (those from ``flowrec.models``);
         None keeps their defaults. Baselines always keep their own settings.
+    validation_fraction : float in (0, 1), default=None
+        Share of each training set that the flowrec models hold out to record
+        the validation RMSE of every epoch (drawn in the learning curves) and
+        to stop early. None keeps their defaults. The test set is never used
+        for this, so that early stopping cannot see it.
     device : {"auto", "cpu", "cuda"}, default=None
         Device for the models that have a ``device`` parameter; None keeps theirs.
     ranking : bool, default=False
@@ -369,6 +377,14 @@ def compare(
     ):
         raise ValueError(f"n_epochs must be a positive int or None, got {n_epochs!r}")
 
+    if validation_fraction is not None and not (
+        isinstance(validation_fraction, (int, float, np.floating)) and 0 < validation_fraction < 1
+    ):
+        raise ValueError(
+            f"validation_fraction must be a number in (0, 1) or None, got {validation_fraction!r}"
+        )
+    flowrec_overrides = {"n_epochs": n_epochs, "validation_fraction": validation_fraction}
+
     folds = make_folds(dataset, split, seeds, data_home=data_home)
 
     # run every (model, fold, seed)
@@ -382,7 +398,7 @@ def compare(
             name,
             templates[name],
             fold,
-            n_epochs=n_epochs,
+            flowrec_overrides=flowrec_overrides,
             device=device,
             ranking_metrics=ranking,
             k=k,
