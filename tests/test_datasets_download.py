@@ -208,3 +208,25 @@ def test_jester_joke_texts_downloaded(tmp_path, server, monkeypatch):
     assert data.items.to_dict("list") == {"item_id": [1, 2], "text": ["Joke & 1", "Joke & 2"]}
     assert (folder / "jester_dataset_1_joke_texts.zip").read_bytes() == JOKE_TEXTS
     assert load_jester("1-1", data_home=tmp_path).items is not None
+
+
+def test_corrupt_extracted_folder_replaced_by_archive(tmp_path, server, monkeypatch, caplog):
+    good_ratings = zipfile.ZipFile(io.BytesIO(ARCHIVE)).read("ml-20m/ratings.csv")
+    release = dataclasses.replace(
+        movielens.RELEASES["20m"],
+        url=f"{server}/ml-20m.zip",
+        sha256=ARCHIVE_SHA256,
+        file_sha256={"ratings.csv": hashlib.sha256(good_ratings).hexdigest()},
+    )
+    monkeypatch.setitem(movielens.RELEASES, "20m", release)
+    folder = tmp_path / "ml-20m"
+    folder.mkdir()
+    (folder / "ratings.csv").write_bytes(good_ratings[:-5])
+
+    with pytest.raises(ChecksumMismatchError, match=r"ratings\.csv has SHA-256"):
+        load_movielens("20m", data_home=tmp_path)
+
+    data = load_movielens("20m", data_home=tmp_path, download=True)
+    assert data.ratings["user_id"].tolist() == [1, 2]
+    assert "using the official archive instead" in caplog.text
+    assert (tmp_path / "ml-20m.zip").read_bytes() == ARCHIVE

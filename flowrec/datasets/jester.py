@@ -136,8 +136,9 @@ _DESCRIPTIONS = {
     "user ids number the rows of part 1, then part 2, then part 3.",
     "2": "Jester dataset 2: about 1.7 million ratings of 150 jokes from 59,132 users, "
     "Nov 2006 to May 2009; ratings -10..+10.",
-    "2+": "Jester dataset 2+: dataset 2 extended to Nov 2012, as a users-by-150-jokes "
-    "matrix; ratings -10..+10.",
+    "2+": "Jester dataset 2+: dataset 2 extended to Nov 2012 (79,681 users in all), "
+    "as a users-by-150-jokes matrix of the users who rated the gauge jokes; "
+    "ratings -10..+10.",
     "3": "Jester dataset 3: 54,905 users and 150 jokes, Nov 2006 to Mar 2015; "
     "ratings -10..+10.",
     "4": "Jester dataset 4: 106,489 ratings of 158 jokes (22 retired jokes have none) "

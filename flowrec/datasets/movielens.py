@@ -120,18 +120,19 @@ RELEASES = {
 _DESCRIPTIONS = {
     "100k": "MovieLens 100K: 100,000 ratings (1-5 stars) from 943 users on 1,682 "
     "movies, collected Sep 1997 to Apr 1998; every user rated at least 20 movies.",
-    "1m": "MovieLens 1M: 1,000,209 ratings (1-5 stars) from 6,040 users on about "
-    "3,900 movies, collected in 2000; with user demographics.",
-    "10m": "MovieLens 10M: about 10 million ratings (0.5-5 stars in half steps) from "
+    "1m": "MovieLens 1M: 1,000,209 ratings (1-5 stars) of about 3,900 movies from "
+    "6,040 users who joined MovieLens in 2000; with user demographics.",
+    "10m": "MovieLens 10M: 10,000,054 ratings (0.5-5 stars in half steps) from "
     "69,878 users on 10,677 movies.",
-    "20m": "MovieLens 20M: 20,000,263 ratings (0.5-5 stars) from 138,493 users on "
-    "26,744 movies, 1995 to 2015.",
-    "25m": "MovieLens 25M: 25,000,095 ratings (0.5-5 stars) from 162,541 users on "
-    "59,047 movies, 1995 to 2019.",
-    "32m": "MovieLens 32M: 32,000,204 ratings (0.5-5 stars) from 200,948 users on "
-    "84,432 movies, 1995 to 2023.",
+    "20m": "MovieLens 20M: 20,000,263 ratings (0.5-5 stars) from 138,493 users, "
+    "27,278 movies in the catalogue, Jan 1995 to Mar 2015.",
+    "25m": "MovieLens 25M: 25,000,095 ratings (0.5-5 stars) from 162,541 users, "
+    "62,423 movies in the catalogue, Jan 1995 to Nov 2019.",
+    "32m": "MovieLens 32M: 32,000,204 ratings (0.5-5 stars) from 200,948 users, "
+    "87,585 movies in the catalogue, Jan 1995 to Oct 2023.",
     "latest-small": "MovieLens latest-small (2018-09 build): 100,836 ratings "
-    "(0.5-5 stars) from 610 users on 9,724 movies; changes with each rebuild.",
+    "(0.5-5 stars) from 610 users on 9,724 movies; GroupLens rebuilds it from time "
+    "to time.",
 }
 
 _SCALES = {"100k": (1.0, 5.0), "1m": (1.0, 5.0)}
