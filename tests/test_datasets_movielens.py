@@ -292,3 +292,9 @@ def test_named_official_archive_is_verified(tmp_path):
     archive = zip_folder(write_ml1m(tmp_path / "ml-1m"), tmp_path / "ml-1m.zip")
     with pytest.raises(ChecksumMismatchError, match="expected a6898adb"):
         load_movielens("1m", path=archive)
+
+
+def test_truncated_zip_path_is_reported(tmp_path):
+    (tmp_path / "copy.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(zipfile.BadZipFile, match=r"copy\.zip is not a valid zip archive"):
+        load_movielens("20m", path=tmp_path / "copy.zip")

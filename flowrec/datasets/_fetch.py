@@ -111,7 +111,12 @@ class Bundle:
         if location.is_dir():
             return cls(location, file_sha256=file_sha256)
         # .xlsx files are zip archives too, so only a .zip name marks an archive
-        if location.suffix.lower() == ".zip" and zipfile.is_zipfile(location):
+        if location.suffix.lower() == ".zip":
+            if not zipfile.is_zipfile(location):
+                raise zipfile.BadZipFile(
+                    f"{location} is not a valid zip archive; it may be truncated, so "
+                    "replace it with a complete copy"
+                )
             return cls(location, zip_file=zipfile.ZipFile(location), file_sha256=file_sha256)
         return _SingleFileBundle(location, file_sha256=file_sha256)
 
@@ -326,7 +331,8 @@ def open_release(release, *, data_home=None, path=None, download_if_missing=Fals
         missing = _missing_files(bundle, release)
         if missing:
             raise DatasetNotFoundError(
-                f"the archive downloaded from {release.url} lacks {missing[0]}; "
+                f"the archive downloaded from {release.url} lacks "
+                f"{' or '.join(missing[0])}; "
                 "report this, since the release layout may have changed"
             )
         return bundle
