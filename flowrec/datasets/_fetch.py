@@ -40,7 +40,7 @@ CHUNK_BYTES = 1 << 16
 
 @dataclass(frozen=True)
 class Release:
-    """Where one dataset release lives online and on disk.
+    """Online and on-disk locations of one dataset release.
 
     Attributes
     ----------
@@ -281,7 +281,7 @@ def _stream(url, output, digest, destination):
 
 
 def open_release(release, *, data_home=None, path=None, download_if_missing=False, label):
-    """Return a Bundle holding the release's files.
+    """Find or download a release and return a Bundle of its files.
 
     ``label`` names the dataset in messages, e.g. ``load_movielens("1m")``.
     """
