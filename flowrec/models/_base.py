@@ -49,7 +49,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from flowrec._input import DUPLICATE_POLICIES, IdMap, merge_duplicates, parse_interactions
+from flowrec._input import DUPLICATE_POLICIES, IdMap, _show, merge_duplicates, parse_interactions
 from flowrec.exceptions import MemoryEstimateError, UnknownIdError
 from flowrec.models._training import train_full_batch
 
@@ -497,7 +497,7 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         unknown = (users_index < 0) | (items_index < 0)
         if unknown.any() and self.unknown == "raise":
             row = int(np.flatnonzero(unknown)[0])
-            which = f"user {users[row]!r}" if users_index[row] < 0 else f"item {items[row]!r}"
+            which = f"user {_show(users[row])}" if users_index[row] < 0 else f"item {_show(items[row])}"
             raise UnknownIdError(
                 f"{int(unknown.sum())} of {unknown.size} pairs contain ids not seen in fit, first "
                 f"{which} at row {row}; pass unknown='fallback' or unknown='nan' to predict them"
@@ -582,7 +582,7 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         index = int(self.user_ids_.transform(np.array([user], dtype=object))[0])
         if index < 0 and self.unknown == "raise":
             raise UnknownIdError(
-                f"user {user!r} was not seen in fit; pass unknown='fallback' to rank items by "
+                f"user {_show(user)} was not seen in fit; pass unknown='fallback' to rank items by "
                 "the fallback prediction"
             )
         items = torch.arange(self.n_items_)
