@@ -23,7 +23,7 @@ from flowrec.exceptions import (
 )
 from flowrec.metrics import rmse
 from flowrec.models import LowRankMF
-from flowrec.models._mf_kernels import MFData, mf_loss, mf_loss_and_grad
+from flowrec.models._mf_kernels import make_mf_data, mf_loss, mf_loss_and_grad
 from flowrec.models._training import train_full_batch
 
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
@@ -61,16 +61,13 @@ def surprise_svd_rmse(train, test):
 @pytest.mark.parametrize("biases", [True, False])
 def test_gradient_matches_autograd(biases):
     generator = torch.Generator().manual_seed(0)
-    n_users, n_items, n_ratings, n_factors = 12, 9, 60, 5
-    users = torch.randint(0, n_users, (n_ratings,), generator=generator)
-    items = torch.randint(0, n_items, (n_ratings,), generator=generator)
-    ratings = torch.rand(n_ratings, generator=generator, dtype=torch.float64) * 4 + 1
-    data = MFData(
-        users=users, items=items, ratings=ratings,
-        user_counts=torch.bincount(users, minlength=n_users).double(),
-        item_counts=torch.bincount(items, minlength=n_items).double(),
-        global_mean=float(ratings.mean()), reg=0.07, reg_bias=0.03,
-    )
+    n_users, n_items, n_factors = 12, 9, 5
+    # distinct pairs in shuffled order, so the kernel has to sort them itself
+    pairs = torch.randperm(n_users * n_items, generator=generator)[:60]
+    users, items = pairs // n_items, pairs % n_items
+    ratings = torch.rand(pairs.shape[0], generator=generator, dtype=torch.float64) * 4 + 1
+    data = make_mf_data(users, items, ratings, n_users, n_items,
+                        global_mean=float(ratings.mean()), reg=0.07, reg_bias=0.03)
     parameters = {
         "user_factors": torch.randn(n_users, n_factors, generator=generator, dtype=torch.float64),
         "item_factors": torch.randn(n_items, n_factors, generator=generator, dtype=torch.float64),

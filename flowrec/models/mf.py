@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from flowrec.models._base import BaseRatingModel, boolean, non_negative_real, positive_int
-from flowrec.models._mf_kernels import MFData, mf_loss_and_grad, mf_predict
+from flowrec.models._mf_kernels import make_mf_data, mf_loss_and_grad, mf_predict
 
 __all__ = ["LowRankMF"]
 
@@ -190,15 +190,9 @@ class LowRankMF(BaseRatingModel):
         return {name: tensor.to(device) for name, tensor in parameters.items()}
 
     def _build_loss_and_grad(self, train):
-        data = MFData(
-            users=train.users,
-            items=train.items,
-            ratings=train.ratings,
-            user_counts=torch.bincount(train.users, minlength=train.n_users).to(train.ratings.dtype),
-            item_counts=torch.bincount(train.items, minlength=train.n_items).to(train.ratings.dtype),
-            global_mean=train.global_mean,
-            reg=float(self.reg),
-            reg_bias=float(self.reg_bias),
+        data = make_mf_data(
+            train.users, train.items, train.ratings, train.n_users, train.n_items,
+            global_mean=train.global_mean, reg=self.reg, reg_bias=self.reg_bias,
         )
 
         def loss_and_grad(parameters):
