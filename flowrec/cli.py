@@ -71,7 +71,7 @@ def build_parser():
         help="fit several models on the same splits and print a table of held-out scores",
         description=(
             "Fit every model on the same train/test splits and seeds, print the summary "
-            "table and write results.csv, summary.csv, summary.md and comparison.png."
+            "table and write results.csv, summary.csv, summary.md, comparison.png and curves.csv."
         ),
         epilog=f"model presets:\n{preset_lines}",
         formatter_class=argparse.RawDescriptionHelpFormatter,

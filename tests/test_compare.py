@@ -40,10 +40,10 @@ def default_result(tmp_path_factory):
 
 def test_default_writes_files(default_result):
     result, output = default_result
-    for name in ("results.csv", "summary.csv", "summary.md", "comparison.png"):
+    for name in ("results.csv", "summary.csv", "summary.md", "comparison.png", "curves.csv"):
         assert (output / name).is_file(), name
     assert (output / "comparison.png").read_bytes()[:8] == PNG_SIGNATURE
-    assert set(result.files) == {"results", "summary", "markdown", "figure"}
+    assert set(result.files) == {"results", "summary", "markdown", "figure", "curves"}
 
 
 def test_default_rows(default_result):
@@ -59,6 +59,9 @@ def test_default_values_finite(default_result):
     result, _ = default_result
     for column in ("rmse", "mae", "fit_seconds", "predict_seconds", "n_unknown_predictions"):
         assert np.isfinite(result.results[column]).all(), column
+    ode_epochs = result.results.set_index("model")["ode_epochs"]
+    assert ode_epochs["adam"] == 0
+    assert np.isnan(ode_epochs["surprise-svd"])
     assert result.results["nmae"].isna().all()  # synthetic data has no rating scale
 
 
@@ -66,7 +69,8 @@ def test_default_summary_columns(default_result):
     result, output = default_result
     expected = {
         "model", "optimizer", "n_runs", "rmse_mean", "rmse_std", "mae_mean", "mae_std",
-        "fit_seconds_mean", "n_epochs_mean", "n_grad_evals_mean", "n_unknown_predictions",
+        "fit_seconds_mean", "n_epochs_mean", "n_grad_evals_mean", "ode_epochs_mean",
+        "n_unknown_predictions",
     }
     assert set(result.summary.columns) == expected
     assert set(pd.read_csv(output / "summary.csv").columns) == expected
@@ -75,7 +79,7 @@ def test_default_summary_columns(default_result):
 def test_default_markdown_table(default_result):
     result, output = default_result
     text = (output / "summary.md").read_text(encoding="utf-8")
-    assert "| model | optimizer | RMSE | MAE | fit s | epochs | grad evals | unknown | runs |" in text
+    assert "| model | optimizer | RMSE | MAE | fit s | epochs | grad evals | ODE epochs | unknown | runs |" in text
     assert "| flowadam | flowadam |" in text
     assert result.to_markdown() in text
 

@@ -31,7 +31,7 @@ def summarize(results, *, model_order, report_nmae, k):
             values = runs[metric].astype(np.float64)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
-        for cost in ("fit_seconds", "n_epochs", "n_grad_evals"):
+        for cost in ("fit_seconds", "n_epochs", "n_grad_evals", "ode_epochs"):
             row[f"{cost}_mean"] = runs[cost].astype(np.float64).mean()
         row["n_unknown_predictions"] = runs["n_unknown_predictions"].sum(min_count=1)
         rows.append(row)
@@ -62,7 +62,7 @@ def format_markdown(summary, *, k):
             metric_columns.append((f"{name}@{k}", f"{name.upper() if name == 'ndcg' else name}@{k}"))
 
     header = ["model", "optimizer"] + [title for _, title in metric_columns]
-    header += ["fit s", "epochs", "grad evals", "unknown", "runs"]
+    header += ["fit s", "epochs", "grad evals", "ODE epochs", "unknown", "runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in summary.iterrows():
         cells = [row["model"], row["optimizer"]]
@@ -72,6 +72,7 @@ def format_markdown(summary, *, k):
             f"{fit:.2f}",
             _count(row["n_epochs_mean"]),
             _count(row["n_grad_evals_mean"]),
+            _count(row["ode_epochs_mean"]),
             _count(row["n_unknown_predictions"]),
             str(row["n_runs"]),
         ]

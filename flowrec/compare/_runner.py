@@ -37,7 +37,8 @@ class ComparisonResult:
         One row per (model, fold, seed) run: ``dataset``, ``fold``, ``seed``,
         ``model``, ``optimizer``, ``rmse``, ``mae``, ``nmae``, ``fit_seconds``,
         ``predict_seconds``, ``n_epochs``, ``n_grad_evals``,
-        ``n_unknown_predictions`` and, with ranking, ``ndcg@k``,
+        ``n_unknown_predictions``, ``ode_epochs`` (epochs that FlowAdam spent
+        integrating the gradient flow, NaN without a history) and, with ranking, ``ndcg@k``,
         ``precision@k``, ``recall@k``. Metrics a model cannot produce are NaN.
     summary : pandas.DataFrame
         One row per model with ``<metric>_mean`` and ``<metric>_std`` over runs,
@@ -48,7 +49,7 @@ class ComparisonResult:
     dataset, split : str
     files : dict of str to pathlib.Path
         Files written, by kind (``"results"``, ``"summary"``, ``"markdown"``,
-        ``"figure"``); empty when no output folder was given.
+        ``"figure"``, ``"curves"``); empty when no output folder was given.
     """
 
     results: pd.DataFrame
@@ -64,7 +65,7 @@ class ComparisonResult:
         return format_markdown(self.summary, k=self.k)
 
     def save(self, output):
-        """Write ``results.csv``, ``summary.csv``, ``summary.md`` and ``comparison.png`` into ``output``.
+        """Write ``results.csv``, ``summary.csv``, ``summary.md``, ``comparison.png`` and ``curves.csv`` into ``output``.
 
         The folder is created when missing. Returns the dict of written files,
         also stored in :attr:`files`.
@@ -76,9 +77,11 @@ class ComparisonResult:
             "summary": folder / "summary.csv",
             "markdown": folder / "summary.md",
             "figure": folder / "comparison.png",
+            "curves": folder / "curves.csv",
         }
         self.results.to_csv(files["results"], index=False)
         self.summary.to_csv(files["summary"], index=False)
+        self.curves.to_csv(files["curves"], index=False)
         heading = f"# flowrec compare: {self.dataset}, split {self.split}\n\n"
         files["markdown"].write_text(heading + self.to_markdown(), encoding="utf-8")
         plot_comparison(
@@ -270,7 +273,10 @@ def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics
 
     history = getattr(estimator, "history_", None)
     curve = None
+    row["ode_epochs"] = math.nan
     if isinstance(history, pd.DataFrame) and len(history):
+        if "mode" in history:
+            row["ode_epochs"] = int((history["mode"].astype(str) == "ode").sum())
         curve = history.copy()
         curve.insert(0, "seed", fold.seed)
         curve.insert(0, "fold", fold.name)
@@ -343,8 +349,9 @@ def compare(
         Minimum held-out rating for an item to count as relevant; None makes
         every held-out item relevant.
     output : str or path, default=None
-        Folder for ``results.csv``, ``summary.csv``, ``summary.md`` and
-        ``comparison.png``; None writes nothing.
+        Folder for ``results.csv``, ``summary.csv``, ``summary.md``,
+        ``comparison.png`` and ``curves.csv`` (the learning curves); None
+        writes nothing.
     progress : bool, default=True
         Show a tqdm bar over the runs.
 
