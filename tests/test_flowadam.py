@@ -466,7 +466,8 @@ def test_ode_steps_respect_clip_bound():
 def test_auto_step_size_adapts_to_curvature():
     params, make_closure = low_rank_problem()
     ref = [None]
-    ref[0] = FlowAdam(params, lr=1e-2, warmup=20, ode_steps=20, ode_clip=None, ode_dt_scale=0.5)
+    ref[0] = FlowAdam(params, lr=1e-2, warmup=20, ode_steps=20, ode_clip=None, ode_dt="auto",
+                      ode_dt_scale=0.5)
     closure = make_closure(ref)
     optimizer = ref[0]
     losses = []
@@ -478,6 +479,32 @@ def test_auto_step_size_adapts_to_curvature():
     assert len(losses) == 20
     assert all(math.isfinite(loss) for loss in losses)
     assert losses[-1] < losses[1]
+
+
+def flat(tensors):
+    return torch.cat([tensor.detach().flatten().clone() for tensor in tensors])
+
+
+def test_match_step_size_uses_recent_adam_step():
+    params, make_closure = low_rank_problem()
+    ref = [None]
+    ref[0] = FlowAdam(params, lr=1e-2, warmup=20, ode_steps=5, ode_clip=None)
+    closure = make_closure(ref)
+    optimizer = ref[0]
+    displacements = []
+    while optimizer.mode == "adam":
+        before = flat(params)
+        optimizer.step(closure)
+        displacements.append(flat(params) - before)
+        last_grad = flat(param.grad for param in params)
+    start = flat(params)
+    optimizer.step(closure)
+    ode_grad = flat(param.grad for param in params)
+    first_ode_move = flat(params) - start
+
+    # dt = ||displacement into the last Adam point|| / ||gradient there||
+    dt = float(displacements[-2].norm()) / float(last_grad.norm())
+    torch.testing.assert_close(first_ode_move, -dt * ode_grad)
 
 
 # closure, gradients and inputs

@@ -21,7 +21,7 @@ TRIGGERS = {
 
 #: Default ``(enter, exit)`` thresholds of each trigger.
 DEFAULT_THRESHOLDS = {
-    "coupling": (0.3, 0.2),
+    "coupling": (0.1, 0.05),
     "oscillation": (0.0, 0.2),
     "stall": (1e-4, 1e-3),
 }

@@ -59,7 +59,7 @@ class FlowAdam(Optimizer):
         ``"coupling"``, ``"oscillation"`` and ``"stall"`` (see Notes).
     thresholds : dict, optional
         ``{trigger: (enter, exit)}`` overriding the defaults
-        ``{"coupling": (0.3, 0.2), "oscillation": (0.0, 0.2),
+        ``{"coupling": (0.1, 0.05), "oscillation": (0.0, 0.2),
         "stall": (1e-4, 1e-3)}``.
     stat_beta : float, default=0.9
         Smoothing factor of the statistic averages.
@@ -72,13 +72,19 @@ class FlowAdam(Optimizer):
     integrator : {"euler", "heun", "rk4"}, default="euler"
         Explicit Runge-Kutta method of the ODE steps. Each stage costs one
         closure call: 1, 2 and 4 per step.
-    ode_dt : float or "auto", default="auto"
-        Step size in flow time. ``"auto"`` sets, at the start of each phase,
-        ``ode_dt_scale / curvature``, where ``curvature`` is the running
-        average of the secant estimate ``||g_t - g_{t-1}|| / ||theta_t -
-        theta_{t-1}||`` over Adam steps.
-    ode_dt_scale : float, default=0.5
-        Scale of the automatic step size, in units of 1 / curvature.
+    ode_dt : float, "match" or "auto", default="match"
+        Step size in flow time. A float is used for every ODE step.
+        ``"match"`` fixes, at the start of each phase, ``dt = ode_dt_scale *
+        ||theta_t - theta_{t-1}|| / ||g_t||``, where ``theta_t`` is the point
+        of the last Adam step and ``g_t`` its gradient, so the ODE steps start
+        about as long as the recent Adam steps. ``"auto"`` starts at
+        ``ode_dt_scale / curvature`` and then sets ``dt = min(2 * dt,
+        ode_dt_scale / lambda)`` before each ODE step, where ``curvature``
+        and ``lambda`` are secant estimates ``||g_k - g_{k-1}|| / ||theta_k
+        - theta_{k-1}||`` along Adam's steps (averaged) and along the flow.
+    ode_dt_scale : float, default=1.0
+        Multiplier of the ``"match"`` and ``"auto"`` step sizes. Before two
+        Adam steps have run, both rules fall back to ``dt = ode_dt_scale``.
     ode_clip : float or None, default=0.05
         Cap on each ODE step's displacement, relative to the norm of all
         parameters (with a floor of 1e-3 on that norm). None disables it.
@@ -193,8 +199,8 @@ class FlowAdam(Optimizer):
         cooldown=50,
         ode_steps=100,
         integrator="euler",
-        ode_dt="auto",
-        ode_dt_scale=0.5,
+        ode_dt="match",
+        ode_dt_scale=1.0,
         ode_clip=0.05,
         injection="soft",
         injection_weight=0.5,
@@ -374,7 +380,10 @@ class FlowAdam(Optimizer):
             flow["injection_left"] -= 1
         statistics = {"stall": self._detector.loss_progress(loss_value)}
         if sums is not None and secant_valid:
-            statistics.update(_statistics_from_sums(sums.tolist()))
+            values = sums.tolist()
+            statistics.update(_statistics_from_sums(values))
+            if values[3] > 0:
+                flow["speed_dt"] = math.sqrt(values[6] / values[3])
             curvature = statistics.pop("curvature")
             if curvature is not None and math.isfinite(curvature) and curvature > 0:
                 previous = flow["curvature"]
@@ -437,16 +446,25 @@ class FlowAdam(Optimizer):
         return 1 + n_calls
 
     def _initial_dt(self):
-        if self.ode_dt != "auto":
+        """Return the step size of a new ODE phase."""
+        if self.ode_dt not in ("auto", "match"):
             return float(self.ode_dt)
-        # NOTE: the Adam-phase secant measures curvature along Adam's steps,
-        # which is often far below the top curvature, so this first step may
-        # be large. The displacement clip bounds it, and _adapt_dt corrects
-        # the step size from the second ODE step on.
-        curvature = self._flow["curvature"]
-        if curvature is None:
-            return float(self.ode_dt_scale)
-        return self.ode_dt_scale / curvature
+        flow = self._flow
+        if self.ode_dt == "match" and flow["speed_dt"] is not None:
+            return self.ode_dt_scale * flow["speed_dt"]
+        if flow["curvature"] is not None:
+            # NOTE: the Adam-phase secant measures curvature along Adam's
+            # steps, which is often far below the top curvature, so this
+            # first step may be large. The displacement clip bounds it, and
+            # _adapt_dt corrects the step size from the second ODE step on.
+            return self.ode_dt_scale / flow["curvature"]
+        logger.warning(
+            "FlowAdam has no secant estimate at the start of an ODE phase "
+            "(fewer than two Adam steps ran); using ode_dt=%g. Set warmup >= 2 "
+            "or pass ode_dt as a number.",
+            self.ode_dt_scale,
+        )
+        return float(self.ode_dt_scale)
 
     def _adapt_dt(self, params, weight_decays):
         """Return the next step size from the secant of the previous ODE step.
@@ -539,6 +557,7 @@ def _initial_flow_state():
         "ode_time": 0.0,
         "phase_dt": None,
         "curvature": None,
+        "speed_dt": None,
         "secant_valid": False,
         "injection_left": 0,
     }
@@ -677,10 +696,10 @@ def _check_switch_options(triggers, thresholds, stat_beta, warmup, cooldown, ode
             raise ValueError(f"Invalid {name}: {value!r}. Use an int >= {minimum}.")
     if integrator not in INTEGRATORS:
         raise ValueError(f"Invalid integrator: {integrator!r}. Use one of {sorted(INTEGRATORS)}.")
-    if ode_dt != "auto" and (not _is_real(ode_dt) or not ode_dt > 0):
-        raise ValueError(f"Invalid ode_dt: {ode_dt!r}. Use a float > 0 or \"auto\".")
+    if ode_dt not in ("auto", "match") and (not _is_real(ode_dt) or not ode_dt > 0):
+        raise ValueError(f"Invalid ode_dt: {ode_dt!r}. Use a float > 0, \"match\" or \"auto\".")
     if not _is_real(ode_dt_scale) or not ode_dt_scale > 0:
-        raise ValueError(f"Invalid ode_dt_scale: {ode_dt_scale!r}. Use a float > 0, such as 0.5.")
+        raise ValueError(f"Invalid ode_dt_scale: {ode_dt_scale!r}. Use a float > 0, such as 1.0.")
     if ode_clip is not None and (not _is_real(ode_clip) or not ode_clip > 0):
         raise ValueError(f"Invalid ode_clip: {ode_clip!r}. Use a float > 0, such as 0.05, or None.")
     if injection not in INJECTIONS:
