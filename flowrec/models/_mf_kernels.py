@@ -156,8 +156,8 @@ def mf_loss_and_grad(parameters, data):
         error += b_i.index_select(0, items)
 
     # loss, with penalties weighted by rating counts
-    P_sq = (P * P).sum(dim=1)
-    Q_sq = (Q * Q).sum(dim=1)
+    P_sq = torch.einsum("ij,ij->i", P, P)
+    Q_sq = torch.einsum("ij,ij->i", Q, Q)
     loss = error.dot(error) + data.reg * (data.user_counts.dot(P_sq) + data.item_counts.dot(Q_sq))
     if has_bias:
         loss += data.reg_bias * (data.user_counts.dot(b_u * b_u) + data.item_counts.dot(b_i * b_i))
@@ -166,10 +166,8 @@ def mf_loss_and_grad(parameters, data):
     # factor gradients: residual matrix times the other factors, plus the penalty term
     residuals = _csr(data.user_rows, items, error, (n_users, n_items))
     residuals_t = _csr(data.item_rows, users[data.item_major], error[data.item_major], (n_items, n_users))
-    grad_P = torch.mul(P, (data.reg * data.user_counts).unsqueeze(1))
-    grad_P += residuals @ Q
-    grad_Q = torch.mul(Q, (data.reg * data.item_counts).unsqueeze(1))
-    grad_Q += residuals_t @ P
+    grad_P = (residuals @ Q).addcmul_(P, (data.reg * data.user_counts).unsqueeze(1))
+    grad_Q = (residuals_t @ P).addcmul_(Q, (data.reg * data.item_counts).unsqueeze(1))
     P.grad = grad_P.mul_(scale)
     Q.grad = grad_Q.mul_(scale)
 
