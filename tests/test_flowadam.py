@@ -306,10 +306,6 @@ def test_injection_modes_give_different_trajectories():
     assert not torch.equal(results["hard"], results["none"])
 
 
-def switch_back_step(optimizer):
-    return next(event.step for event in optimizer.trace.events if event.to_mode == "adam")
-
-
 @pytest.mark.parametrize("injection", ["soft", "hard", "none"])
 def test_injection_sets_first_moment(injection):
     params, make_closure = low_rank_problem()
@@ -533,6 +529,20 @@ def test_parameters_without_grad_are_skipped():
     assert torch.equal(unused.detach(), torch.ones(2))
     assert len(ref[0].state[unused]) == 0
     assert not torch.equal(used.detach(), torch.ones(2))
+
+
+def test_ode_phase_skips_parameters_without_grad():
+    params, make_closure = low_rank_problem()
+    unused = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    ref = [None]
+    ref[0] = FlowAdam([{"params": params}, {"params": [unused], "weight_decay": 0.1}],
+                      lr=1e-2, warmup=20, ode_steps=5)
+    closure = make_closure(ref)
+    for _ in range(30):
+        ref[0].step(closure)
+    assert "ode" in ref[0].trace.modes
+    assert torch.equal(unused.detach(), torch.ones(3, dtype=torch.float64))
+    assert len(ref[0].state[unused]) == 0
 
 
 def test_sparse_gradient_raises():

@@ -415,9 +415,9 @@ class FlowAdam(Optimizer):
         if flow["ode_step_in_phase"] == 0:
             flow["phase_dt"] = self._initial_dt()
             flow["ode_time"] = 0.0
-            for group in self.param_groups:
-                for param in group["params"]:
-                    self.state[param]["ode_start"] = param.detach().clone()
+            # parameters without a gradient now do not move and get no injection
+            for param in params:
+                self.state[param]["ode_start"] = param.detach().clone()
         elif self.ode_dt == "auto":
             flow["phase_dt"] = self._adapt_dt(params, weight_decays)
 
