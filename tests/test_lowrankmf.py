@@ -476,7 +476,7 @@ def test_predict_matrix_matches_predict():
 
 def test_predict_matrix_memory_estimate():
     model = fast_model().fit(small_ratings())
-    with pytest.raises(MemoryEstimateError, match=r"about 4500 bytes for 25 users x 15 items, over max_bytes=100"):
+    with pytest.raises(MemoryEstimateError, match=r"about 6000 bytes for 25 users x 15 items, over max_bytes=100"):
         model.predict_matrix(max_bytes=100)
 
 

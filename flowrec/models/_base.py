@@ -25,6 +25,9 @@ A subclass supplies only these parts:
 ``_predict_fallback(parameters, users, items, global_mean)`` (optional)
     Predict for pairs where a user or item index is -1 (unknown). The default
     returns the global training mean.
+``_predict_dense(parameters, global_mean)`` (optional)
+    Predict the full users-by-items matrix for ``predict_matrix``. The default
+    loops over users with ``_predict_indices``.
 ``_parameter_attributes`` (class attribute)
     Map each parameter name to the public fitted attribute that stores it as
     a NumPy array on the CPU, for example ``{"user_factors": "user_factors_"}``.
@@ -237,6 +240,15 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
 
     def _predict_fallback(self, parameters, users, items, global_mean):
         return torch.full(users.shape, global_mean, dtype=torch.float64)
+
+    def _predict_dense(self, parameters, global_mean):
+        """Return the (n_users, n_items) prediction tensor; models with a faster form override this."""
+        items = torch.arange(self.n_items_)
+        rows = []
+        for user in range(self.n_users_):
+            users = torch.full((self.n_items_,), user, dtype=torch.int64)
+            rows.append(self._predict_indices(parameters, users, items, global_mean).double())
+        return torch.stack(rows)
 
     # -- validation ----------------------------------------------------------
 
@@ -533,25 +545,19 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         Raises
         ------
         MemoryEstimateError
-            If the estimate (12 bytes per entry: the float64 result plus a
-            float32 intermediate) exceeds ``max_bytes``.
+            If the estimate (16 bytes per entry: the float64 result plus one
+            float64 intermediate of the same size) exceeds ``max_bytes``.
         """
         parameters = self._fitted_parameters()
-        estimate = 12 * self.n_users_ * self.n_items_
+        estimate = 16 * self.n_users_ * self.n_items_
         if estimate > max_bytes:
             raise MemoryEstimateError(
                 f"predict_matrix would allocate about {estimate} bytes for {self.n_users_} users x "
                 f"{self.n_items_} items, over max_bytes={max_bytes}; pass a larger max_bytes or "
                 "call predict on the pairs you need"
             )
-        result = np.empty((self.n_users_, self.n_items_), dtype=np.float64)
-        items = torch.arange(self.n_items_)
         with torch.no_grad():
-            for user in range(self.n_users_):
-                users = torch.full((self.n_items_,), user, dtype=torch.int64)
-                result[user] = self._predict_indices(
-                    parameters, users, items, self.global_mean_
-                ).double().numpy()
+            result = self._predict_dense(parameters, self.global_mean_).double().numpy()
         if self.clip_predictions:
             np.clip(result, *self.rating_scale_, out=result)
         return result

@@ -210,6 +210,13 @@ class LowRankMF(BaseRatingModel):
     def _predict_indices(self, parameters, users, items, global_mean):
         return mf_predict(parameters, users, items, global_mean)
 
+    def _predict_dense(self, parameters, global_mean):
+        dense = parameters["user_factors"].double() @ parameters["item_factors"].double().T
+        dense += global_mean
+        dense += parameters["user_bias"].double().unsqueeze(1)
+        dense += parameters["item_bias"].double().unsqueeze(0)
+        return dense
+
     def _predict_fallback(self, parameters, users, items, global_mean):
         prediction = torch.full(users.shape, global_mean, dtype=torch.float64, device=users.device)
         if "user_bias" in parameters:
