@@ -123,6 +123,26 @@ def test_figure_shades_ode_epochs(tmp_path):
     assert path.read_bytes()[:8] == PNG_SIGNATURE
 
 
+class DivergingRegressor(MeanRegressor):
+    """Raises DivergenceError in fit, as a model whose loss turned NaN would."""
+
+    def fit(self, X, y):
+        from flowrec.exceptions import DivergenceError
+
+        raise DivergenceError("loss is NaN after epoch 4", epoch=4)
+
+
+def test_diverging_run_recorded_not_raised(caplog):
+    result = compare({"bad": DivergingRegressor(), "mean": MeanRegressor()}, progress=False)
+    runs = result.results.set_index("model")
+    assert runs.loc["bad", "error"] == "diverged at epoch 4"
+    assert np.isnan(runs.loc["bad", "rmse"])
+    assert runs.loc["mean", "error"] == ""
+    assert np.isfinite(runs.loc["mean", "rmse"])
+    assert "bad diverged on fold holdout, seed 0" in caplog.text
+    assert "| bad | n/a | n/a | n/a |" in result.to_markdown()
+
+
 def test_seeds_give_mean_and_std():
     result = compare(["surprise-svd", "surprise-baseline"], seeds=(0, 1, 2), progress=False)
     assert len(result.results) == 6

@@ -17,6 +17,7 @@ from flowrec import metrics, ranking
 from flowrec.compare._datasets import DATASETS, check_dataset, make_folds
 from flowrec.compare._presets import DEFAULT_MODELS, make_model
 from flowrec.compare._report import format_markdown, plot_comparison, summarize
+from flowrec.exceptions import DivergenceError
 
 __all__ = ["compare", "ComparisonResult"]
 
@@ -38,7 +39,8 @@ class ComparisonResult:
         ``model``, ``optimizer``, ``rmse``, ``mae``, ``nmae``, ``fit_seconds``,
         ``predict_seconds``, ``n_epochs``, ``n_grad_evals``,
         ``n_unknown_predictions``, ``ode_epochs`` (epochs that FlowAdam spent
-        integrating the gradient flow, NaN without a history) and, with ranking, ``ndcg@k``,
+        integrating the gradient flow, NaN without a history), ``error``
+        (empty, or why the run failed, e.g. ``"diverged at epoch 12"``) and, with ranking, ``ndcg@k``,
         ``precision@k``, ``recall@k``. Metrics a model cannot produce are NaN.
     summary : pandas.DataFrame
         One row per model with ``<metric>_mean`` and ``<metric>_std`` over runs,
@@ -248,8 +250,19 @@ def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics
     }
 
     start = time.perf_counter()
-    estimator.fit(train_X, fold.train["rating"].to_numpy())
+    try:
+        estimator.fit(train_X, fold.train["rating"].to_numpy())
+    except DivergenceError as error:
+        # One diverging run should not discard the others: record it and go on.
+        logger.warning("%s diverged on fold %s, seed %d: %s", name, fold.name, fold.seed, error)
+        row.update(
+            fit_seconds=time.perf_counter() - start, predict_seconds=math.nan,
+            n_unknown_predictions=math.nan, n_epochs=float(error.epoch), n_grad_evals=math.nan,
+            ode_epochs=math.nan, error=f"diverged at epoch {error.epoch}",
+        )
+        return row, None
     row["fit_seconds"] = time.perf_counter() - start
+    row["error"] = ""
 
     predicts_ratings = getattr(estimator, "predicts_ratings", True)
     row["predict_seconds"] = math.nan
