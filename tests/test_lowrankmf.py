@@ -22,7 +22,7 @@ from flowrec.exceptions import (
     UnknownIdError,
 )
 from flowrec.metrics import rmse
-from flowrec.models import LowRankMF
+from flowrec.models import LowRankMF, fit_low_rank_mf
 from flowrec.models._mf_kernels import make_mf_data, mf_loss, mf_loss_and_grad
 from flowrec.models._training import train_full_batch
 
@@ -177,6 +177,17 @@ def test_class_passes_arguments_to_loop(monkeypatch):
     assert call["patience"] == 4
     assert call["validation_rmse"] is not None
     assert call["verbose"] is False
+
+
+def test_solver_function_matches_class():
+    data = small_ratings()
+    params = {"n_factors": 3, "reg": 0.2, "reg_bias": 0.01, "init_std": 0.3, "lr": 0.02,
+              "n_epochs": 12, "optimizer": "adam", "optimizer_options": {"betas": (0.8, 0.95)}}
+    model = fast_model(**params).fit(data)
+    result = fit_low_rank_mf(data.user_id, data.item_id, data.rating, random_state=0, **params)
+    for name, attribute in LowRankMF._parameter_attributes.items():
+        np.testing.assert_array_equal(result.parameters[name].numpy(), getattr(model, attribute))
+    pd.testing.assert_series_equal(result.history.loss, model.history_.loss)
 
 
 def test_validation_early_stopping_restores_best():
@@ -546,7 +557,7 @@ def test_memory_grows_with_ratings_not_users_times_items():
         import resource
         import numpy as np
         import torch
-        from flowrec.models import LowRankMF
+        from flowrec.models import LowRankMF, fit_low_rank_mf
 
         torch.set_num_threads(1)
         rng = np.random.default_rng(0)

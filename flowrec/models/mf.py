@@ -5,8 +5,9 @@ import torch
 
 from flowrec.models._base import BaseRatingModel, boolean, non_negative_real, positive_int
 from flowrec.models._mf_kernels import make_mf_data, mf_loss_and_grad, mf_predict
+from flowrec.models._training import train_full_batch
 
-__all__ = ["LowRankMF"]
+__all__ = ["LowRankMF", "fit_low_rank_mf", "init_mf_parameters"]
 
 
 class LowRankMF(BaseRatingModel):
@@ -178,16 +179,10 @@ class LowRankMF(BaseRatingModel):
         }
 
     def _init_parameters(self, train, generator, device, dtype):
-        parameters = {
-            "user_factors": torch.randn(train.n_users, self.n_factors, generator=generator, dtype=dtype),
-            "item_factors": torch.randn(train.n_items, self.n_factors, generator=generator, dtype=dtype),
-        }
-        for tensor in parameters.values():
-            tensor.mul_(self.init_std)
-        if self.biases:
-            parameters["user_bias"] = torch.zeros(train.n_users, dtype=dtype)
-            parameters["item_bias"] = torch.zeros(train.n_items, dtype=dtype)
-        return {name: tensor.to(device) for name, tensor in parameters.items()}
+        return init_mf_parameters(
+            train.n_users, train.n_items, self.n_factors, init_std=self.init_std,
+            biases=self.biases, generator=generator, device=device, dtype=dtype,
+        )
 
     def _build_loss_and_grad(self, train):
         data = make_mf_data(
@@ -225,3 +220,81 @@ class LowRankMF(BaseRatingModel):
             known_item = items >= 0
             prediction[known_item] += parameters["item_bias"][items[known_item]].double()
         return prediction
+
+
+def init_mf_parameters(n_users, n_items, n_factors, *, init_std=0.1, biases=True,
+                       generator=None, device="cpu", dtype=torch.float32):
+    """Draw initial LowRankMF parameters: normal factors with ``init_std``, zero biases.
+
+    Values are drawn on the CPU from ``generator`` and then moved to
+    ``device``, so the same seed gives the same start on every device.
+
+    Returns
+    -------
+    dict of str to Tensor
+        ``user_factors`` (n_users, n_factors), ``item_factors`` (n_items,
+        n_factors) and, when ``biases``, ``user_bias`` and ``item_bias``.
+    """
+    parameters = {
+        "user_factors": torch.randn(n_users, n_factors, generator=generator, dtype=dtype),
+        "item_factors": torch.randn(n_items, n_factors, generator=generator, dtype=dtype),
+    }
+    for tensor in parameters.values():
+        tensor.mul_(init_std)
+    if biases:
+        parameters["user_bias"] = torch.zeros(n_users, dtype=dtype)
+        parameters["item_bias"] = torch.zeros(n_items, dtype=dtype)
+    return {name: tensor.to(device) for name, tensor in parameters.items()}
+
+
+def fit_low_rank_mf(users, items, ratings, *, n_users=None, n_items=None, n_factors=64,
+                    reg=0.12, reg_bias=0.05, init_std=0.1, biases=True, optimizer="flowadam",
+                    optimizer_options=None, lr=0.05, n_epochs=100, tol=None,
+                    validation_rmse=None, patience=10, random_state=0, device="cpu",
+                    dtype=torch.float32, verbose=False):
+    """Train LowRankMF parameters on contiguous indices, without the estimator.
+
+    This is the solver :class:`LowRankMF` wraps: the class adds input
+    parsing, id mapping, duplicate handling, validation splits, unknown-id
+    policies and save/load. With the same seed and no validation, both give
+    the same parameters.
+
+    Parameters
+    ----------
+    users, items : array-like of shape (n_ratings,)
+        Contiguous int indices, with no repeated (user, item) pair.
+    ratings : array-like of shape (n_ratings,)
+    n_users, n_items : int, default=None
+        Matrix size; None uses the largest index plus one.
+    random_state : int, default=0
+        Seed of the initialization.
+    device : str or torch.device, default="cpu"
+    dtype : torch.dtype, default=torch.float32
+    validation_rmse : callable, default=None
+        ``validation_rmse(parameters) -> float``, as in
+        :func:`~flowrec.models._training.train_full_batch`.
+
+    The remaining parameters mean the same as in :class:`LowRankMF`.
+
+    Returns
+    -------
+    TrainingResult
+        ``parameters`` holds the trained tensors, ``history`` one row per epoch.
+    """
+    users = torch.tensor(np.asarray(users), dtype=torch.int64, device=device)
+    items = torch.tensor(np.asarray(items), dtype=torch.int64, device=device)
+    ratings = torch.tensor(np.asarray(ratings), dtype=dtype, device=device)
+    n_users = int(users.max()) + 1 if n_users is None else n_users
+    n_items = int(items.max()) + 1 if n_items is None else n_items
+
+    generator = torch.Generator().manual_seed(random_state)
+    parameters = init_mf_parameters(n_users, n_items, n_factors, init_std=init_std, biases=biases,
+                                    generator=generator, device=device, dtype=dtype)
+    data = make_mf_data(users, items, ratings, n_users, n_items,
+                        global_mean=float(ratings.double().mean()), reg=reg, reg_bias=reg_bias)
+    return train_full_batch(
+        parameters, lambda tensors: mf_loss_and_grad(tensors, data),
+        optimizer=optimizer, optimizer_options=optimizer_options, lr=lr, n_epochs=n_epochs,
+        tol=tol, validation_rmse=validation_rmse, patience=patience, verbose=verbose,
+        description="LowRankMF",
+    )
