@@ -1,12 +1,23 @@
-"""Held-out error metrics for rating prediction.
+"""Held-out metrics: rating-prediction errors and top-k ranking quality.
 
-Every function takes true and predicted ratings as 1-d array-likes of equal
-length, rejects NaN or infinite values, and returns a Python float.
+The error metrics take true and predicted ratings as 1-d array-likes of equal
+length, reject NaN or infinite values, and return a Python float. The ranking
+metrics are defined in :mod:`flowrec.ranking` and re-exported here.
 """
 
 import numpy as np
 
-__all__ = ["rmse", "mae", "nmae"]
+from flowrec.ranking import ndcg_at_k, precision_at_k, recall_at_k, relevant_items
+
+__all__ = [
+    "rmse",
+    "mae",
+    "nmae",
+    "precision_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
+    "relevant_items",
+]
 
 
 def _check_pair(y_true, y_pred):
