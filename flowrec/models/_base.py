@@ -1,10 +1,11 @@
 """Estimator base shared by every flowrec rating model.
 
-:class:`BaseRatingModel` does everything that does not depend on the model:
-parameter validation, input parsing and id mapping, duplicate merging, the
-validation split, device and dtype selection, seeding, the training loop
-(history, progress bar, divergence checks, early stopping, interrupts),
-unknown-id handling, clipping, recommendation and save/load.
+:class:`BaseRatingModel` does everything that does not depend on the model.
+That covers parameter validation, input parsing and id mapping, duplicate
+merging, the validation split, device and dtype selection and seeding. It also
+runs the training loop (history, progress bar, divergence checks, early
+stopping, interrupts) and handles unknown ids, clipping, recommendation and
+save/load.
 
 The boundary to a model
 -----------------------
@@ -509,10 +510,13 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         unknown = (users_index < 0) | (items_index < 0)
         if unknown.any() and self.unknown == "raise":
             row = int(np.flatnonzero(unknown)[0])
-            which = f"user {_show(users[row])}" if users_index[row] < 0 else f"item {_show(items[row])}"
+            if users_index[row] < 0:
+                first_unknown = f"user {_show(users[row])}"
+            else:
+                first_unknown = f"item {_show(items[row])}"
             raise UnknownIdError(
                 f"{int(unknown.sum())} of {unknown.size} pairs contain ids not seen in fit, first "
-                f"{which} at row {row}; pass unknown='fallback' or unknown='nan' to predict them"
+                f"{first_unknown} at row {row}; pass unknown='fallback' or unknown='nan' to predict them"
             )
 
         with torch.no_grad():

@@ -182,10 +182,12 @@ def train_full_batch(
 
             # check divergence before anything is recorded
             if not math.isfinite(loss) or not _all_finite(parameters):
-                what = f"the loss became {loss}" if not math.isfinite(loss) else \
-                    "a parameter became NaN or infinite"
+                if math.isfinite(loss):
+                    cause = "a parameter became NaN or infinite"
+                else:
+                    cause = f"the loss became {loss}"
                 raise DivergenceError(
-                    f"training diverged at epoch {epoch}: {what}; lower the learning rate "
+                    f"training diverged at epoch {epoch}: {cause}; lower the learning rate "
                     f"(lr={lr}, try lr={lr / 10:g}) or choose another optimizer",
                     epoch=epoch,
                 )

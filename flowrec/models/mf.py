@@ -279,7 +279,7 @@ def fit_low_rank_mf(users, items, ratings, *, n_users=None, n_items=None, n_fact
     Returns
     -------
     TrainingResult
-        ``parameters`` holds the trained tensors, ``history`` one row per epoch.
+        ``parameters`` contains the trained tensors, ``history`` one row per epoch.
     """
     users = torch.tensor(np.asarray(users), dtype=torch.int64, device=device)
     items = torch.tensor(np.asarray(items), dtype=torch.int64, device=device)
