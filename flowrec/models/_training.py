@@ -74,13 +74,13 @@ def _optimizer_mode(optimizer, name):
     return str(mode) if mode is not None else name
 
 
-def _snapshot(parameters, buffers=None):
-    """Copy every parameter into ``buffers`` (allocated on first use) and return them."""
-    if buffers is None:
-        return {name: tensor.detach().clone() for name, tensor in parameters.items()}
-    for name, tensor in parameters.items():
-        buffers[name].copy_(tensor)
-    return buffers
+def _snapshot(epoch, parameters):
+    """Return ``(epoch, copies of the parameters)``.
+
+    Callers assign the result in one statement, so a KeyboardInterrupt during
+    the copies leaves the previous snapshot whole.
+    """
+    return epoch, {name: tensor.detach().clone() for name, tensor in parameters.items()}
 
 
 def _all_finite(parameters):
@@ -150,6 +150,8 @@ def train_full_batch(
         caller can store the model and re-raise it. An interrupt before the
         first epoch completes is re-raised at once.
     """
+    if n_epochs < 1:
+        raise ValueError(f"n_epochs must be a positive int, got {n_epochs!r}")
     tensors = list(parameters.values())
     optimizer_name = spec_name(optimizer)
     opt = build_optimizer(optimizer, tensors, lr=lr, options=optimizer_options)
@@ -163,9 +165,8 @@ def train_full_batch(
             return loss_and_grad(parameters)
 
     rows = []
-    last_completed = None
-    best = None
-    best_epoch = 0
+    last_completed = None  # (epoch, parameters) of the last completed epoch
+    best = None  # (epoch, parameters) of the lowest validation RMSE so far
     best_val = math.inf
     epochs_without_improvement = 0
     previous_loss = None
@@ -200,16 +201,15 @@ def train_full_batch(
             now = time.perf_counter()
             mode = _optimizer_mode(opt, optimizer_name)
             rows.append((epoch, loss, val, mode, grad_evals, now - start, now - epoch_start))
-            last_completed = _snapshot(parameters, last_completed)
+            last_completed = _snapshot(epoch, parameters)
             if verbose:
                 bar.set_postfix(loss=f"{loss:.4g}", val_rmse=f"{val:.4f}", mode=mode, refresh=False)
 
             # early stopping on validation RMSE
             if validation_rmse is not None:
                 if val < best_val:
+                    best = _snapshot(epoch, parameters)
                     best_val = val
-                    best_epoch = epoch
-                    best = _snapshot(parameters, best)
                     epochs_without_improvement = 0
                 else:
                     epochs_without_improvement += 1
@@ -217,12 +217,10 @@ def train_full_batch(
                         logger.info(
                             "%s: validation RMSE did not improve for %d epochs, stopping at epoch %d "
                             "and restoring epoch %d (val_rmse=%.5f)",
-                            description, patience, epoch, best_epoch, best_val,
+                            description, patience, epoch, best[0], best_val,
                         )
                         converged = True
                         break
-            else:
-                best_epoch = epoch
 
             # relative loss change
             if tol is not None and previous_loss is not None:
@@ -237,8 +235,10 @@ def train_full_batch(
         if last_completed is None:
             raise
         interrupt = exc
-        logger.warning("%s: interrupted during epoch %d; keeping the model of epoch %d",
-                       description, len(rows) + 1, best_epoch)
+        # drop a history row whose parameters were not snapshotted yet
+        del rows[last_completed[0]:]
+        logger.warning("%s: interrupted after epoch %d; keeping the model of epoch %d",
+                       description, last_completed[0], (best or last_completed)[0])
     finally:
         bar.close()
 
@@ -249,7 +249,7 @@ def train_full_batch(
             description, n_epochs, tol,
         )
 
-    final = best if best is not None else last_completed
+    best_epoch, final = best if best is not None else last_completed
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     history["val_rmse"] = history["val_rmse"].astype(np.float64)
     return TrainingResult(
