@@ -23,7 +23,7 @@ Each run also records the test error at the checkpoint (every 50 gradient
 evaluations) with the lowest validation error, reported as "early-stopped".
 
 Run ``python benchmarks/low_rank_recovery.py --help`` for the options. The
-full default run takes about 10 minutes on two busy CPU cores; ``--seeds 1
+full default run took 569 s with 2 worker processes on 2 busy CPU cores; ``--seeds 1
 --evals 1000`` gives a quick look.
 """
 

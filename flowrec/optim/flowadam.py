@@ -162,9 +162,10 @@ class FlowAdam(Optimizer):
     Parameters whose ``.grad`` is None are skipped. Sparse gradients raise
     ``RuntimeError``.
 
-    Every statistic costs one device-to-host copy per Adam step, and the
-    optimizer keeps four tensors per parameter (two more than Adam) while
-    switching is on.
+    With switching on, each Adam step copies one vector of 7 sums to the
+    host to evaluate the statistics, and the optimizer keeps four tensors per
+    parameter (two more than Adam). An ODE phase adds one more (the phase's
+    start point), or three with ``ode_dt="auto"``.
 
     Examples
     --------
@@ -178,7 +179,7 @@ class FlowAdam(Optimizer):
     ...     loss.backward()
     ...     return loss
     >>> loss = opt.step(closure)
-    >>> float(loss), opt.mode, opt.trace.modes
+    >>> loss.item(), opt.mode, opt.trace.modes
     (3.0, 'adam', ['adam'])
     """
 
