@@ -357,6 +357,10 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
             patience=self.patience, verbose=bool(self.verbose), description=type(self).__name__,
         )
 
+        logger.info("%s: %d epochs, %d gradient evaluations, %.2f s, model of epoch %d",
+                    type(self).__name__, result.n_epochs, result.n_grad_evals, result.fit_time,
+                    result.best_epoch)
+
         # store the fitted state in one go
         known = (users_index >= 0) & (items_index >= 0)
         fitted = {
