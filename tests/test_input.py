@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowrec._input import IdMap, merge_duplicates, parse_interactions
@@ -142,12 +142,28 @@ def test_idmap_tuple_ids():
     assert ids.transform([(0, 5), (9, 9)]).tolist() == [1, -1]
 
 
+def test_idmap_pickle_keeps_lookup():
+    import pickle
+
+    ids = pickle.loads(pickle.dumps(IdMap("item").fit([(1, 2), (3, 4)])))
+    assert ids.transform([(3, 4), (5, 6)]).tolist() == [1, -1]
+
+
+def test_parse_categorical_columns():
+    frame = pd.DataFrame({"user_id": pd.Categorical(["a", "b"]), "item_id": pd.Categorical([3, 4])})
+    users, items, _ = parse_interactions(frame)
+    assert users.tolist() == ["a", "b"]
+    assert items.tolist() == [3, 4]
+    assert IdMap().fit(items).kind_ == "number"
+
+
 def test_idmap_inverse_rejects_out_of_range():
     ids = IdMap("user").fit([5])
     with pytest.raises(IndexError, match=r"user indices must lie in \[0, 0\], got \[1\]"):
         ids.inverse_transform([1])
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(-10**12, 10**12), min_size=1))
 def test_idmap_round_trip_ints(values):
     ids = IdMap().fit(values)
@@ -156,12 +172,14 @@ def test_idmap_round_trip_ints(values):
     assert ids.inverse_transform(indices).tolist() == values
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(max_size=5), min_size=1))
 def test_idmap_round_trip_strings(values):
     ids = IdMap().fit(values)
     assert ids.inverse_transform(ids.transform(values)).tolist() == values
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=1), st.lists(st.integers(0, 100), min_size=1))
 def test_idmap_unknowns_are_exactly_unseen(fitted, queried):
     ids = IdMap().fit(fitted)

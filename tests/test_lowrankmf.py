@@ -230,10 +230,27 @@ def test_no_warning_without_tol(caplog):
 
 
 def test_verbose_shows_progress_bar(capsys):
-    fast_model(n_epochs=3, verbose=True).fit(small_ratings())
+    fast_model(n_epochs=3, verbose=True, validation_fraction=0.2).fit(small_ratings())
     captured = capsys.readouterr()
     assert "LowRankMF" in captured.err
+    assert "val_rmse=" in captured.err
+    assert "mode=" in captured.err
     assert captured.out == ""
+
+
+def test_quiet_by_default(capsys):
+    fast_model(n_epochs=3).fit(small_ratings())
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("make_state", [lambda: np.random.default_rng(5), lambda: np.random.RandomState(5)])
+def test_numpy_random_state_accepted(make_state):
+    data = small_ratings()
+    first = fast_model(random_state=make_state()).fit(data).predict(data)
+    second = fast_model(random_state=make_state()).fit(data).predict(data)
+    np.testing.assert_array_equal(first, second)
 
 
 def test_float64_training():

@@ -174,7 +174,7 @@ def train_full_batch(
     interrupt = None
     start = time.perf_counter()
 
-    bar = tqdm(range(1, n_epochs + 1), desc=description, disable=not verbose, leave=False)
+    bar = tqdm(range(1, n_epochs + 1), desc=description, disable=not verbose, leave=True)
     try:
         for epoch in bar:
             epoch_start = time.perf_counter()
