@@ -545,6 +545,25 @@ def test_ode_phase_skips_parameters_without_grad():
     assert len(ref[0].state[unused]) == 0
 
 
+def test_works_with_lr_scheduler():
+    weight = torch.ones(3, requires_grad=True)
+    ref = [None]
+    ref[0] = FlowAdam([weight], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(ref[0], step_size=2, gamma=0.5)
+
+    def closure():
+        ref[0].zero_grad()
+        loss = weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(4):
+        ref[0].step(closure)
+        scheduler.step()
+    assert ref[0].param_groups[0]["lr"] == pytest.approx(0.025)
+    assert len(ref[0].trace) == 4
+
+
 def test_sparse_gradient_raises():
     embedding = torch.nn.Embedding(5, 2, sparse=True)
     ref = [None]
