@@ -146,6 +146,19 @@ def test_history_columns_and_counts():
     assert model.fit_time_ >= history.seconds.iloc[-1]
 
 
+def test_history_records_ode_epochs():
+    # A stall threshold above any real value forces FlowAdam into ODE phases.
+    options = {"triggers": ("stall",), "thresholds": {"stall": (10.0, 20.0)}, "warmup": 3,
+               "cooldown": 3, "ode_steps": 4, "integrator": "heun"}
+    model = fast_model(optimizer="flowadam", optimizer_options=options).fit(small_ratings())
+    history = model.history_
+    evals_per_epoch = history.grad_evals.diff().fillna(history.grad_evals.iloc[0])
+    assert (history["mode"] == "ode").sum() >= 4
+    assert (evals_per_epoch[history["mode"] == "ode"] == 2).all()
+    assert (evals_per_epoch[history["mode"] == "adam"] == 1).all()
+    assert model.n_grad_evals_ > model.n_epochs_
+
+
 def test_history_mode_is_optimizer_name():
     model = fast_model(optimizer="sgd", lr=0.5).fit(small_ratings())
     assert set(model.history_["mode"]) == {"sgd"}

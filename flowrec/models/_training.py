@@ -178,6 +178,9 @@ def train_full_batch(
     try:
         for epoch in bar:
             epoch_start = time.perf_counter()
+            # FlowAdam decides its mode for the next step at the end of a step, so
+            # the mode read before the step is the one this epoch runs in.
+            mode = _optimizer_mode(opt, optimizer_name)
             loss = opt.step(closure)
             loss = float(loss) if loss is not None else math.nan
 
@@ -199,7 +202,6 @@ def train_full_batch(
                     val = float(validation_rmse(parameters))
 
             now = time.perf_counter()
-            mode = _optimizer_mode(opt, optimizer_name)
             rows.append((epoch, loss, val, mode, grad_evals, now - start, now - epoch_start))
             last_completed = _snapshot(epoch, parameters)
             if verbose:
