@@ -395,6 +395,19 @@ def test_string_ids_for_int_model_raise():
         model.predict([["17", 3]])
 
 
+def test_mixed_id_types_in_fit_raise():
+    X = [(1, 10), ("2", 11), (3, 12)]
+    with pytest.raises(IdTypeError, match=r"user ids mix several types: 1 \(number, row 0\), '2' \(str, row 1\)"):
+        fast_model().fit(X, [1.0, 2.0, 3.0])
+
+
+def test_integral_float_ids_match_int_ids():
+    data = small_ratings()
+    model = fast_model().fit(data)
+    as_float = data[["user_id", "item_id"]].astype(float)
+    np.testing.assert_array_equal(model.predict(as_float), model.predict(data[["user_id", "item_id"]]))
+
+
 def test_string_ids_round_trip():
     data = small_ratings()
     # zero-padded names keep the sorted order of the ints, so both fits map ids to the same rows
