@@ -515,6 +515,13 @@ def test_transposed_matrix_rejected():
         model.predict(np.zeros((4, 3)))
 
 
+def test_frame_with_matrix_like_shape_accepted():
+    data = small_ratings(n_users=4, n_items=3, density=1.0)
+    model = fast_model().fit(data)
+    frame = data.iloc[:4]  # 4 rows x 3 columns, the fitted (users, items) shape
+    assert model.predict(frame).shape == (4,)
+
+
 # ---------------------------------------------------------------------------
 # Prediction helpers
 

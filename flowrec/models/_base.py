@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
@@ -458,7 +459,8 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
                 for name, attribute in self._parameter_attributes.items()}
 
     def _check_not_matrix(self, X):
-        shape = getattr(X, "shape", None)
+        # a DataFrame names its columns, so it is never taken for a rating matrix
+        shape = None if isinstance(X, pd.DataFrame) else getattr(X, "shape", None)
         if shape is None or len(shape) != 2 or shape[1] == 2:
             return
         expected = (self.n_users_, self.n_items_)
