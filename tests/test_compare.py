@@ -1,5 +1,7 @@
 """The comparison harness on the synthetic problem, with presets and custom models."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -280,3 +282,31 @@ def test_flowadam_beats_svd_movielens(data_home, tmp_path):
     rmse = result.summary.set_index("model")["rmse_mean"]
     assert result.summary.loc[0, "n_runs"] == 5
     assert rmse["flowadam"] < rmse["surprise-svd"]
+
+
+def _load_example(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_example_compare_optimizers_runs(tmp_path, capsys):
+    _load_example("compare_optimizers").main(str(tmp_path))
+    out = capsys.readouterr().out
+    for row in ("| flowadam |", "| lion |", "| adabelief |", "| rmsprop | RMSprop |"):
+        assert row in out
+    assert (tmp_path / "comparison.png").is_file()
+
+
+@pytest.mark.slow
+def test_example_quickstart_runs(data_home, capsys):
+    _load_example("quickstart").main(str(data_home))
+    out = capsys.readouterr().out
+    assert re.search(r"test RMSE \d\.\d{4}, MAE \d\.\d{4}", out)
+    assert "top 5 unseen movies for user" in out
