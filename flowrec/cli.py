@@ -92,7 +92,7 @@ def build_parser():
     seeds = compare.add_mutually_exclusive_group()
     seeds.add_argument(
         "--seeds", type=_non_negative_int, nargs="+", metavar="SEED",
-        help="seeds of the models and of random splits (default: 0)",
+        help="seeds of the models, of random splits and of synthetic data (default: 0)",
     )
     seeds.add_argument(
         "--n-seeds", type=_positive_int, metavar="N", help="use seeds 0 .. N-1",
@@ -120,7 +120,7 @@ def build_parser():
     )
     compare.add_argument(
         "--svdpp", action="store_true",
-        help="add the Surprise SVD++ row (slow: about 30 s per MovieLens 100K fold)",
+        help="add the Surprise SVD++ row (slow: about 30 s per MovieLens 100K fold on 2 cores)",
     )
     compare.add_argument(
         "--ranking", action="store_true",
@@ -128,7 +128,7 @@ def build_parser():
     )
     compare.add_argument(
         "--k", type=_positive_int, default=10, metavar="K",
-        help="length of the ranked lists for --ranking (default: 10)",
+        help="length of the ranked lists scored by NDCG, precision and recall (default: 10)",
     )
     compare.add_argument(
         "--relevance-threshold", type=float, default=None, metavar="RATING",
