@@ -282,8 +282,9 @@ def _hundreds():
 
 
 def test_divergence_raises_and_leaves_unfitted():
-    # SGD, because Adam-type steps are bounded by lr and do not overflow here.
-    model = fast_model(optimizer="sgd", lr=1.0, n_epochs=100)
+    # SGD, because Adam-type steps are bounded by lr and do not overflow here;
+    # normalize_ratings=False, because normalized ratings do not diverge at lr=1.
+    model = fast_model(optimizer="sgd", lr=1.0, n_epochs=100, normalize_ratings=False)
     with pytest.raises(DivergenceError, match=r"diverged at epoch \d+: .*lower the learning rate \(lr=1.0, try lr=0.1\)") as info:
         model.fit(_hundreds())
     assert 1 <= info.value.epoch <= 100
@@ -292,8 +293,26 @@ def test_divergence_raises_and_leaves_unfitted():
         model.predict([[0, 0]])
 
 
+def test_normalized_ratings_in_hundreds_do_not_diverge():
+    data = _hundreds()
+    model = fast_model(optimizer="sgd", lr=1.0, n_epochs=100).fit(data)
+    assert model.rating_spread_ == pytest.approx(np.std(data.rating))
+    assert np.isfinite(model.predict(data[["user_id", "item_id"]])).all()
+
+
+def test_normalization_keeps_predictions_in_rating_units():
+    data = small_ratings()
+    shifted = data.assign(rating=data.rating * 4 - 10)
+    plain = fast_model(n_epochs=40).fit(data)
+    scaled = fast_model(n_epochs=40).fit(shifted)
+    pairs = data[["user_id", "item_id"]]
+    # a rating scale change by a*r+b maps every prediction the same way
+    np.testing.assert_allclose(scaled.predict(pairs), plain.predict(pairs) * 4 - 10, atol=1e-4)
+    assert scaled.global_mean_ == pytest.approx(shifted.rating.mean())
+
+
 def test_divergence_on_refit_clears_previous_model():
-    model = fast_model(optimizer="sgd", lr=0.01).fit(small_ratings())
+    model = fast_model(optimizer="sgd", lr=0.01, normalize_ratings=False).fit(small_ratings())
     model.set_params(lr=1.0, n_epochs=100)
     with pytest.raises(DivergenceError, match="diverged at epoch"):
         model.fit(_hundreds())
@@ -628,3 +647,33 @@ def test_memory_grows_with_ratings_not_users_times_items():
     # parameter; the rest is id mapping and allocator slack (measured: about 430 MB with the
     # default optimizer). A users x users float32 matrix would need 160 GB.
     assert growth_mb < 500, f"peak RSS grew by {growth_mb} MB"
+
+
+# ---------------------------------------------------------------------------
+# Held-out learning curves (eval_set)
+
+
+def test_eval_set_records_curve_without_changing_training():
+    data = small_ratings(n_users=60, n_items=40)
+    train, held_out = data.iloc[40:], data.iloc[:40]
+    plain = fast_model(n_epochs=25).fit(train)
+    monitored = fast_model(n_epochs=25).fit(train, eval_set=held_out)
+    pd.testing.assert_series_equal(plain.history_.loss, monitored.history_.loss)
+    np.testing.assert_array_equal(plain.user_factors_, monitored.user_factors_)
+    assert plain.history_.eval_rmse.isna().all()
+    assert monitored.history_.eval_rmse.notna().all()
+    final = rmse(held_out.rating, monitored.predict(held_out[["user_id", "item_id"]]))
+    assert monitored.history_.eval_rmse.iloc[-1] == pytest.approx(final, rel=1e-5)
+
+
+def test_eval_set_accepts_pairs_and_ratings_tuple():
+    data = small_ratings()
+    model = fast_model(n_epochs=5).fit(data, eval_set=(data[["user_id", "item_id"]], data.rating))
+    assert model.history_.eval_rmse.notna().all()
+
+
+def test_eval_set_with_unknown_ids_uses_fallback():
+    data = small_ratings()
+    unseen = pd.DataFrame({"user_id": [999], "item_id": [0], "rating": [3.0]})
+    model = fast_model(n_epochs=5).fit(data, eval_set=unseen)
+    assert np.isfinite(model.history_.eval_rmse).all()

@@ -29,6 +29,10 @@ A subclass supplies only these parts:
 ``_predict_dense(parameters, global_mean)`` (optional)
     Predict the full users-by-items matrix for ``predict_matrix``. The default
     loops over users with ``_predict_indices``.
+``_rescale_parameters(parameters, scale)``
+    Return parameters trained on ratings divided by ``scale`` converted to
+    rating units, so that predictions grow by the factor ``scale``. Needed
+    only when the model has a ``normalize_ratings`` parameter.
 ``_parameter_attributes`` (class attribute)
     Map each parameter name to the public fitted attribute that stores it as
     a NumPy array on the CPU, for example ``{"user_factors": "user_factors_"}``.
@@ -149,6 +153,7 @@ BASE_PARAMETER_RULES = {
     "patience": positive_int(),
     "rating_scale": Rule(_is_rating_scale, "None or a pair (r_min, r_max) of finite numbers with r_min < r_max"),
     "clip_predictions": boolean(),
+    "normalize_ratings": boolean(),
     "unknown": one_of(*UNKNOWN_POLICIES),
     "duplicates": one_of(*DUPLICATE_POLICIES),
     "device": Rule(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'"),
@@ -201,6 +206,15 @@ def resolve_device(device):
     return torch.device(device)
 
 
+def rating_spread(ratings):
+    """Return the standard deviation of ``ratings``, or 1.0 when it is zero or undefined.
+
+    ``normalize_ratings`` divides the training ratings by this value.
+    """
+    spread = float(np.std(ratings)) if len(ratings) else 0.0
+    return spread if np.isfinite(spread) and spread > 0 else 1.0
+
+
 def seed_from(random_state):
     """Return an int seed from ``random_state`` without touching NumPy's or torch's global RNG."""
     if random_state is None:
@@ -243,6 +257,9 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
     def _predict_fallback(self, parameters, users, items, global_mean):
         return torch.full(users.shape, global_mean, dtype=torch.float64)
 
+    def _rescale_parameters(self, parameters, scale):
+        raise NotImplementedError
+
     def _predict_dense(self, parameters, global_mean):
         """Return the (n_users, n_items) prediction tensor; models with a faster form override this."""
         items = torch.arange(self.n_items_)
@@ -281,7 +298,7 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, name)
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, eval_set=None):
         """Fit the model to ratings.
 
         Parameters
@@ -291,6 +308,12 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
             ``item_id`` columns (and optionally ``rating``).
         y : array-like of shape (n_ratings,), default=None
             Ratings; may be omitted when ``X`` has a ``rating`` column.
+        eval_set : DataFrame or tuple of (X_eval, y_eval), default=None
+            Ratings scored after every epoch into the ``eval_rmse`` column of
+            ``history_``, in the same forms as ``X`` and ``y``. They only
+            draw learning curves: training, early stopping and the returned
+            epoch never depend on them, so a test set may be passed. Unknown
+            ids follow the fallback prediction.
 
         Returns
         -------
@@ -316,6 +339,10 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         self._validate_params()
         users, items, ratings = parse_interactions(X, y, require_ratings=True)
         rating_scale = self._check_rating_scale(ratings)
+        if eval_set is not None:
+            eval_X, eval_y = eval_set if isinstance(eval_set, tuple) else (eval_set, None)
+            eval_users, eval_items, eval_ratings = parse_interactions(
+                eval_X, eval_y, require_ratings=True)
         device = resolve_device(self.device)
         dtype = _DTYPES[self.dtype]
         seed = seed_from(self.random_state)
@@ -337,15 +364,28 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         users_index = user_map.transform(all_users.ids_[u])
         items_index = item_map.transform(all_items.ids_[i])
 
-        train = self._interactions(users_index[train_rows], items_index[train_rows], r[train_rows],
-                                   len(user_map), len(item_map), device, dtype)
+        # training runs on ratings divided by their spread, so that lr, reg and
+        # init_std act alike on a 1-5 and a -10..10 scale; parameters are
+        # converted back to rating units after training
+        scale = 1.0
+        if getattr(self, "normalize_ratings", False):
+            scale = rating_spread(r[train_rows])
+        train = self._interactions(users_index[train_rows], items_index[train_rows],
+                                   r[train_rows] / scale, len(user_map), len(item_map), device, dtype)
         parameters = self._init_parameters(train, generator, device, dtype)
         loss_and_grad = self._build_loss_and_grad(train)
         validation_rmse = None
         if val_rows is not None:
             validation_rmse = self._validation_scorer(
                 users_index[val_rows], items_index[val_rows], r[val_rows],
-                train.global_mean, rating_scale, device, dtype,
+                train.global_mean, rating_scale, device, dtype, scale,
+            )
+
+        eval_rmse = None
+        if eval_set is not None:
+            eval_rmse = self._validation_scorer(
+                user_map.transform(eval_users), item_map.transform(eval_items), eval_ratings,
+                train.global_mean, rating_scale, device, dtype, scale,
             )
 
         # train
@@ -355,7 +395,7 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
             parameters, loss_and_grad,
             optimizer=self.optimizer, optimizer_options=self.optimizer_options, lr=self.lr,
             n_epochs=self.n_epochs, tol=self.tol, validation_rmse=validation_rmse,
-            patience=self.patience, verbose=bool(self.verbose), description=type(self).__name__,
+            eval_rmse=eval_rmse, patience=self.patience, verbose=bool(self.verbose), description=type(self).__name__,
         )
 
         logger.info("%s: %d epochs, %d gradient evaluations, %.2f s, model of epoch %d",
@@ -370,8 +410,9 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
             "n_features_in_": 2,
             "n_users_": len(user_map),
             "n_items_": len(item_map),
-            "global_mean_": train.global_mean,
+            "global_mean_": train.global_mean * scale,
             "rating_scale_": rating_scale,
+            "rating_spread_": scale,
             "device_": str(device),
             "dtype_": str(dtype).replace("torch.", ""),
             "history_": result.history,
@@ -383,7 +424,10 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
             "interrupted_": result.interrupted,
             "seen_": _seen_matrix(users_index[known], items_index[known], len(user_map), len(item_map)),
         }
-        for name, tensor in result.parameters.items():
+        trained = result.parameters
+        if scale != 1.0:
+            trained = self._rescale_parameters(trained, scale)
+        for name, tensor in trained.items():
             fitted[self._parameter_attributes[name]] = tensor.detach().cpu().numpy().copy()
         fitted.update(self._extra_fitted_attributes(fitted))
         for name, value in fitted.items():
@@ -421,13 +465,16 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
             global_mean=float(np.mean(ratings)),
         )
 
-    def _validation_scorer(self, users, items, ratings, global_mean, rating_scale, device, dtype):
-        users_t = torch.as_tensor(users, dtype=torch.int64, device=device)
-        items_t = torch.as_tensor(items, dtype=torch.int64, device=device)
-        ratings_t = torch.as_tensor(ratings, dtype=dtype, device=device)
+    def _validation_scorer(self, users, items, ratings, global_mean, rating_scale, device, dtype,
+                           scale=1.0):
+        # torch.tensor copies, so read-only arrays (pandas copy-on-write) are fine
+        users_t = torch.tensor(users, dtype=torch.int64, device=device)
+        items_t = torch.tensor(items, dtype=torch.int64, device=device)
+        ratings_t = torch.tensor(ratings, dtype=dtype, device=device)
 
         def validation_rmse(parameters):
             prediction = self._predict_pairs(parameters, users_t, items_t, global_mean).to(dtype)
+            prediction = prediction * scale
             if self.clip_predictions:
                 prediction = prediction.clamp(*rating_scale)
             return float(torch.sqrt(torch.mean((prediction - ratings_t) ** 2)))

@@ -3,11 +3,17 @@
 import numpy as np
 import torch
 
-from flowrec.models._base import BaseRatingModel, boolean, non_negative_real, positive_int
+from flowrec.models._base import (
+    BaseRatingModel,
+    boolean,
+    non_negative_real,
+    positive_int,
+    rating_spread,
+)
 from flowrec.models._mf_kernels import make_mf_data, mf_loss_and_grad, mf_predict
 from flowrec.models._training import train_full_batch
 
-__all__ = ["LowRankMF", "fit_low_rank_mf", "init_mf_parameters"]
+__all__ = ["LowRankMF", "fit_low_rank_mf", "init_mf_parameters", "rescale_mf_parameters"]
 
 
 class LowRankMF(BaseRatingModel):
@@ -56,6 +62,12 @@ class LowRankMF(BaseRatingModel):
     rating_scale : tuple of (float, float), default=None
         Lowest and highest possible rating. None infers it from the training
         ratings. A declared scale rejects training ratings outside it.
+    normalize_ratings : bool, default=True
+        Train on the ratings divided by their standard deviation
+        (``rating_spread_``) and convert the parameters back afterwards, so
+        that ``lr``, ``reg``, ``reg_bias`` and ``init_std`` act the same on
+        a 1-5 and a -10..10 scale. The fitted attributes are in rating units
+        either way. The ``loss`` in ``history_`` is the normalized objective.
     clip_predictions : bool, default=True
         Clip predictions to the rating scale. Only predictions are clipped;
         training ratings are never changed.
@@ -91,6 +103,9 @@ class LowRankMF(BaseRatingModel):
         Mapping between caller ids and row indices.
     rating_scale_ : tuple of (float, float)
         Declared or inferred scale, used for clipping.
+    rating_spread_ : float
+        Standard deviation of the training ratings that training divided
+        them by; 1.0 when ``normalize_ratings=False``.
     history_ : DataFrame
         One row per epoch: ``epoch``, ``loss``, ``val_rmse`` (NaN without
         validation), ``mode`` (optimizer mode, or its name), ``grad_evals``
@@ -140,6 +155,7 @@ class LowRankMF(BaseRatingModel):
         init_std=0.1,
         biases=True,
         rating_scale=None,
+        normalize_ratings=True,
         clip_predictions=True,
         unknown="fallback",
         duplicates="raise",
@@ -161,6 +177,7 @@ class LowRankMF(BaseRatingModel):
         self.init_std = init_std
         self.biases = biases
         self.rating_scale = rating_scale
+        self.normalize_ratings = normalize_ratings
         self.clip_predictions = clip_predictions
         self.unknown = unknown
         self.duplicates = duplicates
@@ -194,6 +211,9 @@ class LowRankMF(BaseRatingModel):
             return mf_loss_and_grad(parameters, data)
 
         return loss_and_grad
+
+    def _rescale_parameters(self, parameters, scale):
+        return rescale_mf_parameters(parameters, scale)
 
     def _extra_fitted_attributes(self, fitted):
         if self.biases:
@@ -247,8 +267,21 @@ def init_mf_parameters(n_users, n_items, n_factors, *, init_std=0.1, biases=True
     return {name: tensor.to(device) for name, tensor in parameters.items()}
 
 
+def rescale_mf_parameters(parameters, scale):
+    """Convert parameters trained on ``ratings / scale`` to rating units.
+
+    Biases grow by ``scale`` and both factor matrices by ``sqrt(scale)``, so
+    every prediction except the global mean grows by ``scale``. The input
+    tensors are not modified.
+    """
+    root = float(np.sqrt(scale))
+    factors = {"user_factors": root, "item_factors": root, "user_bias": scale, "item_bias": scale}
+    return {name: tensor * factors[name] for name, tensor in parameters.items()}
+
+
 def fit_low_rank_mf(users, items, ratings, *, n_users=None, n_items=None, n_factors=64,
-                    reg=0.12, reg_bias=0.05, init_std=0.1, biases=True, optimizer="flowadam",
+                    reg=0.12, reg_bias=0.05, init_std=0.1, biases=True, normalize_ratings=True,
+                    optimizer="flowadam",
                     optimizer_options=None, lr=0.05, n_epochs=100, tol=None,
                     validation_rmse=None, patience=10, random_state=0, device="cpu",
                     dtype=torch.float32, verbose=False):
@@ -272,18 +305,22 @@ def fit_low_rank_mf(users, items, ratings, *, n_users=None, n_items=None, n_fact
     dtype : torch.dtype, default=torch.float32
     validation_rmse : callable, default=None
         ``validation_rmse(parameters) -> float``, as in
-        :func:`~flowrec.models._training.train_full_batch`.
+        :func:`~flowrec.models._training.train_full_batch`. With
+        ``normalize_ratings`` it receives parameters in normalized units.
 
     The remaining parameters mean the same as in :class:`LowRankMF`.
 
     Returns
     -------
     TrainingResult
-        ``parameters`` contains the trained tensors, ``history`` one row per epoch.
+        ``parameters`` contains the trained tensors in rating units,
+        ``history`` one row per epoch.
     """
+    ratings = np.asarray(ratings, dtype=np.float64)
+    scale = rating_spread(ratings) if normalize_ratings else 1.0
     users = torch.tensor(np.asarray(users), dtype=torch.int64, device=device)
     items = torch.tensor(np.asarray(items), dtype=torch.int64, device=device)
-    ratings = torch.tensor(np.asarray(ratings), dtype=dtype, device=device)
+    ratings = torch.tensor(ratings / scale, dtype=dtype, device=device)
     n_users = int(users.max()) + 1 if n_users is None else n_users
     n_items = int(items.max()) + 1 if n_items is None else n_items
 
@@ -292,9 +329,12 @@ def fit_low_rank_mf(users, items, ratings, *, n_users=None, n_items=None, n_fact
                                     generator=generator, device=device, dtype=dtype)
     data = make_mf_data(users, items, ratings, n_users, n_items,
                         global_mean=float(ratings.double().mean()), reg=reg, reg_bias=reg_bias)
-    return train_full_batch(
+    result = train_full_batch(
         parameters, lambda tensors: mf_loss_and_grad(tensors, data),
         optimizer=optimizer, optimizer_options=optimizer_options, lr=lr, n_epochs=n_epochs,
         tol=tol, validation_rmse=validation_rmse, patience=patience, verbose=verbose,
         description="LowRankMF",
     )
+    if scale != 1.0:
+        result.parameters = rescale_mf_parameters(result.parameters, scale)
+    return result
