@@ -234,6 +234,13 @@ def _ranking_scores(estimator, fold, k, threshold):
     }
 
 
+def _accepts_eval_set(estimator):
+    try:
+        return "eval_set" in inspect.signature(estimator.fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics, k, threshold):
     """Fit one model on one fold and return its result row and learning curve."""
     estimator = _configure(template, fold.seed, flowrec_overrides, device)
@@ -249,9 +256,14 @@ def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics
         "nmae": math.nan,
     }
 
+    # the test ratings are passed only to draw held-out learning curves:
+    # eval_set never influences training or the epoch a model returns
+    fit_options = {}
+    if _accepts_eval_set(estimator):
+        fit_options["eval_set"] = (test_X, fold.test["rating"].to_numpy())
     start = time.perf_counter()
     try:
-        estimator.fit(train_X, fold.train["rating"].to_numpy())
+        estimator.fit(train_X, fold.train["rating"].to_numpy(), **fit_options)
     except DivergenceError as error:
         # One diverging run should not discard the others: record it and go on.
         logger.warning("%s diverged on fold %s, seed %d: %s", name, fold.name, fold.seed, error)
@@ -437,7 +449,7 @@ def compare(
         k=k,
     )
     curve_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
-        columns=["model", "fold", "seed", "epoch", "loss", "val_rmse", "mode"]
+        columns=["model", "fold", "seed", "epoch", "loss", "val_rmse", "eval_rmse", "mode"]
     )
     result = ComparisonResult(results, summary, curve_table, dataset, split, k=k)
     if output is not None:

@@ -25,7 +25,9 @@ __all__ = ["TrainingResult", "train_full_batch", "build_optimizer"]
 
 logger = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ["epoch", "loss", "val_rmse", "mode", "grad_evals", "seconds", "epoch_seconds"]
+HISTORY_COLUMNS = [
+    "epoch", "loss", "val_rmse", "eval_rmse", "mode", "grad_evals", "seconds", "epoch_seconds",
+]
 
 
 @dataclass
@@ -97,6 +99,7 @@ def train_full_batch(
     n_epochs=100,
     tol=None,
     validation_rmse=None,
+    eval_rmse=None,
     patience=10,
     verbose=False,
     description="training",
@@ -127,6 +130,10 @@ def train_full_batch(
         ``validation_rmse(parameters) -> float``. When given, it is recorded
         every epoch, training stops after ``patience`` epochs without a new
         minimum, and the parameters of the best epoch are returned.
+    eval_rmse : callable, default=None
+        ``eval_rmse(parameters) -> float``, recorded every epoch in the
+        ``eval_rmse`` column for learning curves only: it never stops training
+        or selects an epoch, so it may score a test set.
     patience : int, default=10
         Epochs without validation improvement before stopping.
     verbose : bool, default=False
@@ -201,8 +208,14 @@ def train_full_batch(
                 with torch.no_grad():
                     val = float(validation_rmse(parameters))
 
+            monitored = math.nan
+            if eval_rmse is not None:
+                with torch.no_grad():
+                    monitored = float(eval_rmse(parameters))
+
             now = time.perf_counter()
-            rows.append((epoch, loss, val, mode, grad_evals, now - start, now - epoch_start))
+            rows.append((epoch, loss, val, monitored, mode, grad_evals, now - start,
+                         now - epoch_start))
             last_completed = _snapshot(epoch, parameters)
             if verbose:
                 bar.set_postfix(loss=f"{loss:.4g}", val_rmse=f"{val:.4f}", mode=mode, refresh=False)
@@ -254,6 +267,7 @@ def train_full_batch(
     best_epoch, final = best if best is not None else last_completed
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     history["val_rmse"] = history["val_rmse"].astype(np.float64)
+    history["eval_rmse"] = history["eval_rmse"].astype(np.float64)
     return TrainingResult(
         parameters=final,
         history=history,
