@@ -6,6 +6,7 @@ Loaders read the official releases from a local cache (see
 
 from flowrec.datasets._base import RatingDataset, get_data_home
 from flowrec.datasets.jester import load_jester
+from flowrec.datasets.matrix import ratings_from_matrix
 from flowrec.datasets.movielens import load_movielens, load_movielens_100k_split
 from flowrec.datasets.splits import kfold_split, per_user_split, random_split, temporal_split
 from flowrec.datasets.synthetic import (
@@ -28,5 +29,6 @@ __all__ = [
     "make_low_rank_tensor",
     "per_user_split",
     "random_split",
+    "ratings_from_matrix",
     "temporal_split",
 ]
