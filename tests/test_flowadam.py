@@ -239,9 +239,40 @@ def test_trace_counts_every_closure_call():
     assert "ode" in trace.modes
     assert trace.total_grad_evals == calls[0]
     assert len(trace) == 60
+    # rk4: 3 stages after the first, plus the acceptance test, plus the start
+    # evaluation on the first step of a phase
+    previous_mode = "adam"
     for mode, evals in zip(trace.modes, trace.grad_evals):
-        assert evals == (4 if mode == "ode" else 1)
+        if mode == "adam":
+            assert evals == 1
+        elif previous_mode == "adam":
+            assert evals == 5
+        else:
+            assert evals == 4
+        previous_mode = mode
     assert "FlowTrace(steps=60" in repr(trace)
+
+
+def test_trace_counts_closure_calls_without_step_control():
+    params, make_closure = low_rank_problem()
+    ref = [None]
+    ref[0] = FlowAdam(params, lr=1e-2, warmup=20, cooldown=20, ode_steps=5, integrator="heun",
+                      ode_step_control=False)
+    inner = make_closure(ref)
+    calls = [0]
+
+    def counting_closure():
+        calls[0] += 1
+        return inner()
+
+    for _ in range(60):
+        ref[0].step(counting_closure)
+    trace = ref[0].trace
+    assert "ode" in trace.modes
+    assert trace.total_grad_evals == calls[0]
+    for mode, evals in zip(trace.modes, trace.grad_evals):
+        assert evals == (2 if mode == "ode" else 1)
+    assert trace.rejections == []
 
 
 def test_switching_is_deterministic():
@@ -484,7 +515,7 @@ def flat(tensors):
 def test_match_step_size_uses_recent_adam_step():
     params, make_closure = low_rank_problem()
     ref = [None]
-    ref[0] = FlowAdam(params, lr=1e-2, warmup=20, ode_steps=5, ode_clip=None)
+    ref[0] = FlowAdam(params, lr=1e-2, warmup=20, ode_steps=5, ode_clip=None, ode_step_control=False)
     closure = make_closure(ref)
     optimizer = ref[0]
     displacements = []
@@ -501,6 +532,182 @@ def test_match_step_size_uses_recent_adam_step():
     # dt = ||displacement into the last Adam point|| / ||gradient there||
     dt = float(displacements[-2].norm()) / float(last_grad.norm())
     torch.testing.assert_close(first_ode_move, -dt * ode_grad)
+
+
+# step-size control of ODE phases
+
+
+def stiff_quadratic(seed=0, n=10):
+    """Return (Hessian, its largest eigenvalue, start point) of a rotated quadratic.
+
+    The eigenvalues run from 1 to 100, so explicit Euler is stable only for
+    dt < 2 / 100.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rotation, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    eigenvalues = torch.logspace(0, 2, n, dtype=torch.float64)
+    hessian = rotation @ torch.diag(eigenvalues) @ rotation.T
+    start = torch.randn(n, generator=generator, dtype=torch.float64)
+    return hessian, float(eigenvalues.max()), start
+
+
+def stiff_quadratic_optimizer(dtype=torch.float64, **options):
+    """Return (weight, optimizer, closure, lambda_max) with an ODE phase at steps 30-69.
+
+    ``ode_dt_scale=10`` makes the matched step size about 0.039, twice the
+    Euler stability limit 0.02, and the clip is off so nothing bounds the
+    sub-steps but the step-size control.
+    """
+    hessian, lambda_max, start = stiff_quadratic()
+    hessian = hessian.to(dtype)
+    weight = start.to(dtype).requires_grad_()
+    settings = {"lr": 0.05, "warmup": 30, "ode_steps": 40, "thresholds": {"coupling": (-1.0, -1.0)},
+                "ode_dt_scale": 10.0, "ode_clip": None}
+    settings.update(options)
+    optimizer = FlowAdam([weight], **settings)
+
+    def closure():
+        optimizer.zero_grad()
+        weight.grad = hessian @ weight.detach()
+        return 0.5 * (weight.detach() @ weight.grad)
+
+    return weight, optimizer, closure, lambda_max
+
+
+def ode_phase(trace):
+    """Return the step indices of the first ODE phase."""
+    return [index for index, mode in enumerate(trace.modes) if mode == "ode"]
+
+
+def test_step_control_keeps_phase_loss_non_increasing():
+    _, optimizer, closure, lambda_max = stiff_quadratic_optimizer()
+    for _ in range(71):
+        optimizer.step(closure)
+    trace = optimizer.trace
+    phase = ode_phase(trace)
+    assert phase == list(range(30, 70))
+
+    # the matched step size is above the stability limit 2 / lambda_max
+    assert trace.rejections[0].step == 31
+    assert trace.rejections[0].dt > 2 / lambda_max
+
+    # every ODE step starts at an accepted point, so its recorded loss never rises
+    losses = [trace.losses[index] for index in phase] + [trace.losses[70]]
+    for before, after in zip(losses, losses[1:]):
+        assert after <= before * (1 + 1e-6)
+    assert losses[-1] < 0.1 * losses[0]
+    assert len(trace.rejections) >= 3
+    for rejection in trace.rejections:
+        assert rejection.loss > rejection.accepted_loss
+        assert rejection.accepted_loss == trace.losses[rejection.step]
+
+
+def test_without_step_control_loss_rises():
+    _, optimizer, closure, lambda_max = stiff_quadratic_optimizer(ode_step_control=False)
+    for _ in range(71):
+        optimizer.step(closure)
+    trace = optimizer.trace
+    phase = ode_phase(trace)
+    dt = trace.events[1].value / 40
+    assert dt > 2 / lambda_max
+    losses = [trace.losses[index] for index in phase] + [trace.losses[70]]
+    rises = sum(after > before for before, after in zip(losses, losses[1:]))
+    assert rises >= 30
+    assert losses[-1] > losses[0]
+    assert trace.rejections == []
+
+
+def test_rejected_sub_step_restores_parameters():
+    weight, optimizer, closure, _ = stiff_quadratic_optimizer()
+    for _ in range(31):
+        optimizer.step(closure)
+    before = weight.detach().clone()
+    evals = optimizer.trace.total_grad_evals
+    optimizer.step(closure)
+    assert [rejection.step for rejection in optimizer.trace.rejections] == [31]
+    assert torch.equal(weight.detach(), before)
+    assert optimizer.trace.total_grad_evals == evals + 1
+
+    # the retry reuses the cached loss and gradient: one closure call, at the new point
+    optimizer.step(closure)
+    assert optimizer.trace.losses[32] == optimizer.trace.losses[31]
+    assert optimizer.trace.grad_evals[32] == 1
+    assert not torch.equal(weight.detach(), before)
+
+
+def test_step_size_rule_and_accepted_flow_time():
+    _, optimizer, closure, _ = stiff_quadratic_optimizer(injection="hard")
+    for _ in range(30):
+        optimizer.step(closure)
+    start = optimizer.param_groups[0]["params"][0].detach().clone()
+    for _ in range(40):
+        optimizer.step(closure)
+    trace = optimizer.trace
+    end = optimizer.param_groups[0]["params"][0].detach().clone()
+
+    # replay the rule: x0.5 after a rejection, x1.2 after an acceptance, capped at the first dt
+    first_dt = trace.rejections[0].dt
+    rejected = {rejection.step: rejection.dt for rejection in trace.rejections}
+    dt, elapsed = first_dt, 0.0
+    for index in range(30, 70):
+        if index in rejected:
+            assert rejected[index] == pytest.approx(dt, rel=1e-12)
+            dt *= 0.5
+        else:
+            elapsed += dt
+            dt = min(1.2 * dt, first_dt)
+    assert trace.events[1].trigger == "horizon"
+    assert trace.events[1].value == pytest.approx(elapsed, rel=1e-12)
+
+    # the injected velocity covers accepted sub-steps only
+    target = (start - end) / trace.events[1].value
+    torch.testing.assert_close(optimizer.state[optimizer.param_groups[0]["params"][0]]["exp_avg"], target)
+
+
+def test_last_sub_step_of_phase_is_checked():
+    weight, optimizer, closure, _ = stiff_quadratic_optimizer(ode_steps=2)
+    for _ in range(31):
+        optimizer.step(closure)
+    before = weight.detach().clone()
+    # the second and last ODE step: its sub-step is rejected and undone before Adam resumes
+    optimizer.step(closure)
+    assert optimizer.mode == "adam"
+    assert [rejection.step for rejection in optimizer.trace.rejections] == [31]
+    assert optimizer.trace.grad_evals[30:32] == [2, 1]
+    assert torch.equal(weight.detach(), before)
+    optimizer.step(closure)
+    assert optimizer.trace.losses[32] == optimizer.trace.losses[31]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_state_dict_round_trip_after_rejection(dtype):
+    straight_weight, straight, straight_closure, _ = stiff_quadratic_optimizer(dtype=dtype)
+    for _ in range(60):
+        straight.step(straight_closure)
+    rejected_steps = [rejection.step for rejection in straight.trace.rejections]
+    split = rejected_steps[1] + 1
+    assert 30 < split < 60
+
+    first_weight, first, first_closure, _ = stiff_quadratic_optimizer(dtype=dtype)
+    for _ in range(split):
+        first.step(first_closure)
+    # the last step was rejected: the next one retries from the cached gradient
+    assert first.trace.rejections[-1].step == split - 1
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    saved_weight = first_weight.detach().clone()
+
+    resumed_weight, resumed, resumed_closure, _ = stiff_quadratic_optimizer(dtype=dtype)
+    with torch.no_grad():
+        resumed_weight.copy_(saved_weight)
+    buffer.seek(0)
+    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    for _ in range(60 - split):
+        resumed.step(resumed_closure)
+
+    assert resumed.trace.state_dict() == straight.trace.state_dict()
+    assert resumed_weight.dtype == dtype
+    assert torch.equal(resumed_weight, straight_weight)
 
 
 # closure, gradients and inputs
@@ -613,6 +820,15 @@ def test_closure_returning_none_is_recorded_as_nan():
     ({"ode_dt": "fast"}, r"Invalid ode_dt: 'fast'"),
     ({"ode_dt_scale": -1}, r"Invalid ode_dt_scale: -1"),
     ({"ode_clip": 0}, r"Invalid ode_clip: 0"),
+    ({"ode_step_control": "yes"}, r"Invalid ode_step_control: 'yes'\. Use True or False"),
+    ({"ode_step_control": 1}, r"Invalid ode_step_control: 1"),
+    ({"ode_shrink": 1.0}, r"Invalid ode_shrink: 1\.0\. Use a float in \(0, 1\)"),
+    ({"ode_shrink": 0.0}, r"Invalid ode_shrink: 0\.0"),
+    ({"ode_shrink": math.nan}, r"Invalid ode_shrink: nan"),
+    ({"ode_grow": 0.9}, r"Invalid ode_grow: 0\.9\. Use a float >= 1"),
+    ({"ode_grow": math.inf}, r"Invalid ode_grow: inf"),
+    ({"ode_rtol": -1e-6}, r"Invalid ode_rtol: -1e-06\. Use a float >= 0"),
+    ({"ode_rtol": "1e-6"}, r"Invalid ode_rtol: '1e-6'"),
     ({"injection": "blend"}, r"Invalid injection: 'blend'"),
     ({"injection_weight": 1.5}, r"Invalid injection_weight: 1\.5"),
     ({"injection_ramp": 0}, r"Invalid injection_ramp: 0"),
@@ -636,7 +852,7 @@ def test_documented_defaults_match_signature():
         value = text.strip('"') if text.startswith('"') else ast.literal_eval(text)
         assert value == parameter.default, name
         checked += 1
-    assert checked == 18
+    assert checked == 22
 
 
 # state_dict

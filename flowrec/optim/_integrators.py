@@ -22,15 +22,17 @@ _TABLEAUX = {
 INTEGRATORS = {"euler": 1, "heun": 2, "rk4": 4}
 
 
-def _velocity(params, weight_decays):
+def _velocity(params, weight_decays, grads=None):
     """Return ``-(grad + weight_decay * param)`` for each parameter.
 
-    A parameter whose ``.grad`` is None at this stage gets only the decay term,
-    which is a zero velocity when ``weight_decay`` is 0.
+    ``grads`` replaces the ``.grad`` of each parameter when given. A parameter
+    whose gradient is None at this stage gets only the decay term, which is a
+    zero velocity when ``weight_decay`` is 0.
     """
+    if grads is None:
+        grads = [param.grad for param in params]
     velocities = []
-    for param, weight_decay in zip(params, weight_decays):
-        grad = param.grad
+    for param, weight_decay, grad in zip(params, weight_decays, grads):
         if grad is None:
             velocity = torch.zeros_like(param)
         else:
@@ -47,7 +49,7 @@ def _velocity(params, weight_decays):
 
 
 def gradient_flow_step(params, closure, dt, *, method="euler", weight_decays=None,
-                       clip=None, clip_floor=1e-3, first_loss=None):
+                       clip=None, clip_floor=1e-3, first_loss=None, first_grads=None):
     """Advance the parameters by one explicit step of the gradient flow.
 
     Parameters
@@ -77,6 +79,10 @@ def gradient_flow_step(params, closure, dt, *, method="euler", weight_decays=Non
     first_loss : object, optional
         Loss already evaluated at the current point. When given, the first
         stage reuses the gradients in ``.grad`` instead of calling the closure.
+    first_grads : list of torch.Tensor, optional
+        Gradients at the current point, one per parameter. When given, the
+        first stage uses them instead of ``.grad`` and does not call the
+        closure, and the returned loss is ``first_loss``.
 
     Returns
     -------
@@ -99,14 +105,14 @@ def gradient_flow_step(params, closure, dt, *, method="euler", weight_decays=Non
 
     n_evals = 0
     loss = first_loss
-    if loss is None:
+    if loss is None and first_grads is None:
         with torch.enable_grad():
             loss = closure()
         n_evals += 1
 
     with torch.no_grad():
         start = [param.detach().clone() for param in params]
-        slopes = [_velocity(params, weight_decays)]
+        slopes = [_velocity(params, weight_decays, first_grads)]
 
         # later stages: move to start + dt * sum(a_ij * k_j) and re-evaluate
         for row in stage_weights:

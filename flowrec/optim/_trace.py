@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["SwitchEvent", "FlowTrace"]
+__all__ = ["SwitchEvent", "RejectedStep", "FlowTrace"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,35 @@ class SwitchEvent:
     threshold: float
 
 
+@dataclass(frozen=True)
+class RejectedStep:
+    """One ODE sub-step that FlowAdam's step-size control undid.
+
+    Attributes
+    ----------
+    step : int
+        Index (counting from 0) of the ``step()`` call that took the sub-step.
+    dt : float
+        Step size of the rejected sub-step. The next sub-step starts from the
+        same point with ``dt * ode_shrink``.
+    loss : float
+        Closure's loss at the point the sub-step reached.
+    accepted_loss : float
+        Loss at the point the sub-step started from, to which the parameters
+        were restored.
+    """
+
+    step: int
+    dt: float
+    loss: float
+    accepted_loss: float
+
+
 class FlowTrace:
     """Per-step record kept by :class:`~flowrec.optim.FlowAdam`.
 
-    All lists have one entry per ``step()`` call, except ``events``.
+    All lists have one entry per ``step()`` call, except ``events`` and
+    ``rejections``.
 
     Attributes
     ----------
@@ -47,10 +72,14 @@ class FlowTrace:
         Loss returned by the closure at the start of each step (NaN when the
         closure returned None).
     grad_evals : list of int
-        Closure calls made by each step: 1 in Adam mode, the number of
-        integrator stages in ODE mode.
+        Closure calls made by each step: 1 in Adam mode. In ODE mode, the
+        integrator stages after the first, plus 1 for the evaluation at the
+        start of the phase (or at every step with ``ode_step_control=False``),
+        plus 1 for the acceptance test with ``ode_step_control=True``.
     events : list of SwitchEvent
         Mode switches, in order.
+    rejections : list of RejectedStep
+        ODE sub-steps undone by the step-size control, in order.
     """
 
     def __init__(self):
@@ -58,6 +87,7 @@ class FlowTrace:
         self.losses = []
         self.grad_evals = []
         self.events = []
+        self.rejections = []
 
     def __len__(self):
         return len(self.modes)
@@ -65,7 +95,8 @@ class FlowTrace:
     def __repr__(self):
         return (
             f"FlowTrace(steps={len(self.modes)}, ode_steps={self.modes.count('ode')}, "
-            f"switches={len(self.events)}, grad_evals={self.total_grad_evals})"
+            f"switches={len(self.events)}, rejections={len(self.rejections)}, "
+            f"grad_evals={self.total_grad_evals})"
         )
 
     @property
@@ -86,6 +117,7 @@ class FlowTrace:
             "losses": list(self.losses),
             "grad_evals": list(self.grad_evals),
             "events": [asdict(event) for event in self.events],
+            "rejections": [asdict(rejection) for rejection in self.rejections],
         }
 
     def load_state_dict(self, state):
@@ -94,3 +126,5 @@ class FlowTrace:
         self.losses = list(state["losses"])
         self.grad_evals = list(state["grad_evals"])
         self.events = [SwitchEvent(**event) for event in state["events"]]
+        # states saved before step-size control existed have no rejections
+        self.rejections = [RejectedStep(**rejection) for rejection in state.get("rejections", [])]

@@ -9,7 +9,7 @@ from torch.optim import Optimizer
 
 from ._detection import DEFAULT_THRESHOLDS, TRIGGERS, DifficultyDetector
 from ._integrators import INTEGRATORS, gradient_flow_step
-from ._trace import FlowTrace, SwitchEvent
+from ._trace import FlowTrace, RejectedStep, SwitchEvent
 
 __all__ = ["FlowAdam", "INJECTIONS"]
 
@@ -79,7 +79,8 @@ class FlowAdam(Optimizer):
         of the last Adam step and ``g_t`` its gradient, so the ODE steps start
         about as long as the recent Adam steps. ``"auto"`` starts at
         ``ode_dt_scale / curvature`` and then sets ``dt = min(2 * dt,
-        ode_dt_scale / lambda)`` before each ODE step, where ``curvature``
+        ode_dt_scale / lambda)`` before each ODE step (with step-size
+        control, the factor 2 is ``ode_grow`` or ``ode_shrink``), where ``curvature``
         and ``lambda`` are secant estimates ``||g_k - g_{k-1}|| / ||theta_k
         - theta_{k-1}||`` along Adam's steps (averaged) and along the flow.
     ode_dt_scale : float, default=1.0
@@ -88,6 +89,19 @@ class FlowAdam(Optimizer):
     ode_clip : float or None, default=0.05
         Cap on each ODE step's displacement, relative to the norm of all
         parameters (with a floor of 1e-3 on that norm). None disables it.
+    ode_step_control : bool, default=True
+        Test every ODE sub-step and undo those that raise the loss (see
+        Notes). False takes every sub-step as computed.
+    ode_shrink : float, default=0.5
+        Factor applied to ``dt`` after a rejected sub-step, in (0, 1).
+    ode_grow : float, default=1.2
+        Factor applied to ``dt`` after an accepted sub-step, at least 1.
+        ``dt`` never grows beyond the phase's first step size (``"auto"``:
+        beyond ``ode_dt_scale / lambda``).
+    ode_rtol : float, default=1e-6
+        Relative tolerance of the test: a sub-step is rejected when its loss
+        exceeds the loss at its start point by more than ``ode_rtol`` times
+        the magnitude of that loss.
     injection : {"soft", "hard", "none"}, default="soft"
         What happens to Adam's first moment when an ODE phase ends:
         ``"soft"`` blends it with the phase's mean velocity in gradient units,
@@ -142,13 +156,34 @@ class FlowAdam(Optimizer):
     step after a phase has no secant pair.
 
     **ODE phases.** A phase is ``ode_steps`` calls of :meth:`step`. Each call
-    evaluates the closure at the current point and takes one step of the
-    chosen integrator; the displacement of all parameters together is scaled
-    down to at most ``ode_clip * max(||theta||, 1e-3)``. Adam's moments are
-    left untouched during the phase.
+    takes one sub-step of the chosen integrator from the current point; the
+    displacement of all parameters together is scaled down to at most
+    ``ode_clip * max(||theta||, 1e-3)``. Adam's moments are left untouched
+    during the phase.
+
+    **Step-size control.** Gradient flow never raises the loss, so a
+    sub-step that does has outrun the flow, as explicit Euler does on a
+    quadratic when ``dt > 2 / lambda_max``. With ``ode_step_control=True``
+    each call evaluates the closure at the point its sub-step reached. The
+    sub-step is accepted when that loss is at most ``L0 + ode_rtol * |L0|``,
+    with ``L0`` the loss at the sub-step's start, and ``dt`` grows by
+    ``ode_grow``. Otherwise the parameters go back to the start point, the
+    step is recorded in ``trace.rejections`` and ``dt`` shrinks by
+    ``ode_shrink``. ``dt`` never exceeds the phase's first step size (for
+    ``"auto"``, ``ode_dt_scale / lambda`` along the last sub-step). The next
+    call starts from the loss and gradients of that test, so an Euler step
+    costs one closure call, plus one for the first step of a phase. A NaN
+    loss at the new point is rejected. When the closure returns None, or the
+    start loss is NaN, every sub-step is accepted. The test compares values
+    of the same closure, so it assumes the closure computes the same
+    function on every call (full-batch training).
+    With ``ode_step_control=False`` each call evaluates the closure at the
+    current point and takes the sub-step as computed.
 
     **Injection.** At the end of a phase of flow time ``T`` the mean velocity
-    is ``v = (theta_end - theta_start) / T``. In gradient units the target is
+    is ``v = (theta_end - theta_start) / T``, where ``T`` sums the ``dt`` of
+    accepted sub-steps only and ``theta_end`` is the last accepted point. A
+    phase whose sub-steps were all rejected injects nothing. In gradient units the target is
     ``-v`` (minus ``weight_decay * (theta_start + theta_end) / 2`` when decay
     is decoupled, because then Adam's first moment does not contain the L2
     term). ``"soft"`` sets ``m <- (1 - w) m + w * target`` with ``w =
@@ -164,8 +199,10 @@ class FlowAdam(Optimizer):
 
     With switching on, each Adam step copies one vector of 7 sums to the
     host to evaluate the statistics, and the optimizer keeps four tensors per
-    parameter (two more than Adam). An ODE phase adds one more (the phase's
-    start point), or three with ``ode_dt="auto"``.
+    parameter (two more than Adam). An ODE phase adds two more (the phase's
+    start point and the gradients at the current point), or four with
+    ``ode_dt="auto"`` and ``ode_step_control=False``, and each ODE step
+    copies the parameters once to be able to undo its sub-step.
 
     Examples
     --------
@@ -203,6 +240,10 @@ class FlowAdam(Optimizer):
         ode_dt="match",
         ode_dt_scale=1.0,
         ode_clip=0.05,
+        ode_step_control=True,
+        ode_shrink=0.5,
+        ode_grow=1.2,
+        ode_rtol=1e-6,
         injection="soft",
         injection_weight=0.5,
         injection_ramp=1,
@@ -212,6 +253,7 @@ class FlowAdam(Optimizer):
             triggers, thresholds, stat_beta, warmup, cooldown, ode_steps, integrator,
             ode_dt, ode_dt_scale, ode_clip, injection, injection_weight, injection_ramp,
         )
+        _check_step_control_options(ode_step_control, ode_shrink, ode_grow, ode_rtol)
         defaults = {
             "lr": lr,
             "betas": betas,
@@ -232,6 +274,10 @@ class FlowAdam(Optimizer):
         self.ode_dt = ode_dt
         self.ode_dt_scale = ode_dt_scale
         self.ode_clip = ode_clip
+        self.ode_step_control = ode_step_control
+        self.ode_shrink = ode_shrink
+        self.ode_grow = ode_grow
+        self.ode_rtol = ode_rtol
         self.injection = injection
         self.injection_weight = injection_weight
         self.injection_ramp = injection_ramp
@@ -239,6 +285,9 @@ class FlowAdam(Optimizer):
         self.trace = FlowTrace()
         self._detector = DifficultyDetector(self.triggers, self.thresholds, stat_beta)
         self._flow = _initial_flow_state()
+        # closure's return value at the current point, kept between ODE steps
+        # with step-size control so that the next step does not re-evaluate it
+        self._cached_loss = None
 
     # public read-only views
 
@@ -263,6 +312,7 @@ class FlowAdam(Optimizer):
             "flow": dict(self._flow),
             "detector": self._detector.state_dict(),
             "trace": self.trace.state_dict(),
+            "cached_loss": _detached(self._cached_loss),
         }
         return state
 
@@ -279,6 +329,10 @@ class FlowAdam(Optimizer):
         self._flow = dict(flow_state["flow"])
         self._detector.load_state_dict(flow_state["detector"])
         self.trace.load_state_dict(flow_state["trace"])
+        self._cached_loss = _detached(flow_state.get("cached_loss"))
+        # states saved before step-size control existed lack these keys
+        for key, value in _initial_flow_state().items():
+            self._flow.setdefault(key, value)
 
     # stepping
 
@@ -304,16 +358,21 @@ class FlowAdam(Optimizer):
                 "gradients, computes the loss, sets .grad and returns the loss."
             )
 
-        with torch.enable_grad():
-            loss = closure()
+        mode = self._flow["mode"]
+        cached = mode == "ode" and self._flow["ode_cached"]
+        if cached:
+            # the previous ODE step evaluated the closure at this point
+            loss = self._cached_loss
+        else:
+            with torch.enable_grad():
+                loss = closure()
         loss_value = _loss_to_float(loss)
 
-        mode = self._flow["mode"]
         if mode == "adam":
             n_evals = 1
             self._adam_step(loss_value)
         else:
-            n_evals = self._ode_step(closure, loss)
+            n_evals = self._ode_step(closure, loss, cached) + (0 if cached else 1)
 
         self.trace.record(mode, loss_value, n_evals)
         self._flow["n_steps"] += 1
@@ -407,44 +466,131 @@ class FlowAdam(Optimizer):
         value = self._detector.averages[trigger]
         self._switch("ode", trigger, value, enter)
 
-    def _ode_step(self, closure, loss):
-        flow = self._flow
-        groups = list(self._groups_with_grads())
-        params = [param for _, group_params in groups for param in group_params]
-        weight_decays = [group["weight_decay"] for group, group_params in groups for _ in group_params]
+    def _ode_step(self, closure, loss, cached):
+        """Take one ODE sub-step and return the closure calls it made.
 
+        With ``cached`` True, ``loss`` and the ``ode_grad`` buffers come from
+        the previous step's acceptance test, not from a closure call made by
+        this step. The returned count excludes the start evaluation.
+        """
+        flow = self._flow
         if flow["ode_step_in_phase"] == 0:
-            flow["phase_dt"] = self._initial_dt()
-            flow["ode_time"] = 0.0
-            # parameters without a gradient now do not move and get no injection
-            for param in params:
-                self.state[param]["ode_start"] = param.detach().clone()
-        elif self.ode_dt == "auto":
+            self._start_phase()
+        params, weight_decays, grads = self._sub_step_inputs(cached)
+
+        if self.ode_dt == "auto" and not self.ode_step_control and flow["ode_step_in_phase"] > 0:
             flow["phase_dt"] = self._adapt_dt(params, weight_decays)
 
-        # keep the gradient and the start point to measure the next secant
-        if self.ode_dt == "auto":
-            for param, weight_decay in zip(params, weight_decays):
-                state = self.state[param]
-                grad = param.grad if weight_decay == 0 else param.grad.add(param, alpha=weight_decay)
-                _buffer(state, "flow_grad", param).copy_(grad)
-                _buffer(state, "flow_update", param).copy_(param)
-
+        dt = flow["phase_dt"]
+        start = [param.detach().clone() for param in params]
         _, n_calls, _ = gradient_flow_step(
-            params, closure, flow["phase_dt"], method=self.integrator,
-            weight_decays=weight_decays, clip=self.ode_clip, first_loss=loss,
+            params, closure, dt, method=self.integrator, weight_decays=weight_decays,
+            clip=self.ode_clip, first_loss=loss, first_grads=grads,
         )
-        flow["ode_time"] += flow["phase_dt"]
         flow["ode_step_in_phase"] += 1
 
-        if self.ode_dt == "auto":
-            for param in params:
-                self.state[param]["flow_update"].sub_(param).neg_()
+        if self.ode_step_control:
+            n_calls += self._check_sub_step(closure, loss, params, weight_decays, grads, start, dt)
+        else:
+            flow["ode_time"] += dt
+            if self.ode_dt == "auto":
+                # keep the gradient and the displacement to measure the next secant
+                for param, weight_decay, grad, origin in zip(params, weight_decays, grads, start):
+                    state = self.state[param]
+                    _buffer(state, "flow_grad", param).copy_(_with_decay(grad, origin, weight_decay))
+                    _buffer(state, "flow_update", param).copy_(param).sub_(origin)
 
         if flow["ode_step_in_phase"] >= self.ode_steps:
             self._finish_phase()
             self._switch("adam", "horizon", flow["ode_time"], float(self.ode_steps))
-        return 1 + n_calls
+        return n_calls
+
+    def _start_phase(self):
+        """Set the phase's step size and keep its start point."""
+        flow = self._flow
+        flow["phase_dt"] = self._initial_dt()
+        flow["dt_limit"] = flow["phase_dt"]
+        flow["ode_time"] = 0.0
+        # parameters without a gradient now do not move and get no injection
+        for _, params in self._groups_with_grads():
+            for param in params:
+                self.state[param]["ode_start"] = param.detach().clone()
+
+    def _sub_step_inputs(self, cached):
+        """Return the moving parameters, their L2 coefficients and their gradients.
+
+        The gradients are the ``ode_grad`` buffers: cached by the previous
+        step's acceptance test, or copied from ``.grad`` now.
+        """
+        params, weight_decays, grads = [], [], []
+        if cached:
+            for group in self.param_groups:
+                for param in group["params"]:
+                    grad = self.state[param].get("ode_grad")
+                    if grad is not None:
+                        params.append(param)
+                        weight_decays.append(group["weight_decay"])
+                        grads.append(grad)
+            return params, weight_decays, grads
+        # copy the gradients, because later closure calls may overwrite .grad in place
+        for group, group_params in self._groups_with_grads():
+            for param in group_params:
+                params.append(param)
+                weight_decays.append(group["weight_decay"])
+                grads.append(_buffer(self.state[param], "ode_grad", param).copy_(param.grad))
+        return params, weight_decays, grads
+
+    def _check_sub_step(self, closure, start_loss, params, weight_decays, grads, start, dt):
+        """Accept or undo the sub-step just taken, set the next dt; return 1 (closure calls).
+
+        The closure is evaluated at the new point. Gradient flow never raises
+        the loss, so a sub-step whose loss exceeds the start loss by more than
+        ``ode_rtol`` times its magnitude was too long: the parameters go back
+        to ``start`` and dt shrinks. Otherwise the new point is accepted, its
+        loss and gradients are cached for the next step, and dt grows.
+        """
+        flow = self._flow
+        with torch.enable_grad():
+            trial_loss = closure()
+        trial_value = _loss_to_float(trial_loss)
+        start_value = _loss_to_float(start_loss)
+        accepted = (
+            start_loss is None or trial_loss is None or math.isnan(start_value)
+            or trial_value <= start_value + self.ode_rtol * abs(start_value)
+        )
+
+        # the step size cap: the phase's first dt, or ode_dt_scale / lambda for "auto"
+        limit = flow["dt_limit"]
+        if self.ode_dt == "auto":
+            previous = [_with_decay(grad, origin, weight_decay)
+                        for grad, origin, weight_decay in zip(grads, start, weight_decays)]
+            displacements = [param.detach() - origin for param, origin in zip(params, start)]
+            curvature = self._flow_curvature(params, weight_decays, previous, displacements)
+            limit = math.inf if curvature is None else self.ode_dt_scale / curvature
+
+        if accepted:
+            flow["ode_time"] += dt
+            flow["phase_dt"] = min(self.ode_grow * dt, limit)
+            self._cached_loss = _detached(trial_loss)
+            # the next sub-step moves the parameters that have a gradient here
+            for param in params:
+                if param.grad is None:
+                    self.state[param].pop("ode_grad", None)
+            for _, group_params in self._groups_with_grads():
+                for param in group_params:
+                    _buffer(self.state[param], "ode_grad", param).copy_(param.grad)
+        else:
+            # the ode_grad buffers still hold the gradients at the start point
+            for param, origin in zip(params, start):
+                param.copy_(origin)
+            self._cached_loss = _detached(start_loss)
+            flow["phase_dt"] = min(self.ode_shrink * dt, limit)
+            rejection = RejectedStep(step=flow["n_steps"], dt=float(dt), loss=trial_value,
+                                     accepted_loss=start_value)
+            self.trace.rejections.append(rejection)
+            logger.debug("FlowAdam rejected an ODE sub-step: %s", rejection)
+        flow["ode_cached"] = True
+        return 1
 
     def _initial_dt(self):
         """Return the step size of a new ODE phase."""
@@ -470,33 +616,57 @@ class FlowAdam(Optimizer):
     def _adapt_dt(self, params, weight_decays):
         """Return the next step size from the secant of the previous ODE step.
 
-        The step size becomes ``ode_dt_scale / lambda`` with ``lambda =
-        ||g_k - g_{k-1}|| / ||theta_k - theta_{k-1}||`` measured along the
-        flow, and grows by at most a factor of 2 per step.
+        Used by ``ode_dt="auto"`` without step-size control. The step size
+        becomes ``ode_dt_scale / lambda`` with ``lambda = ||g_k - g_{k-1}|| /
+        ||theta_k - theta_{k-1}||`` measured along the flow, and grows by at
+        most a factor of 2 per step.
+        """
+        previous, displacements, moved = [], [], []
+        for param in params:
+            state = self.state[param]
+            if "flow_grad" in state:
+                moved.append(param)
+                previous.append(state["flow_grad"])
+                displacements.append(state["flow_update"])
+        decays = [weight_decay for param, weight_decay in zip(params, weight_decays)
+                  if "flow_grad" in self.state[param]]
+        dt = self._flow["phase_dt"]
+        curvature = self._flow_curvature(moved, decays, previous, displacements)
+        if curvature is None:
+            return 2.0 * dt
+        return min(2.0 * dt, self.ode_dt_scale / curvature)
+
+    def _flow_curvature(self, params, weight_decays, previous_grads, displacements):
+        """Return the secant curvature ``||g - g_prev|| / ||displacement||``, or None.
+
+        ``g`` is each parameter's ``.grad`` plus its L2 term; ``previous_grads``
+        must include the L2 term at the previous point. None means that the
+        secant is undefined (no displacement or no gradient change).
         """
         sums = None
-        for param, weight_decay in zip(params, weight_decays):
-            state = self.state[param]
-            if "flow_grad" not in state:
+        for param, weight_decay, previous, displacement in zip(
+                params, weight_decays, previous_grads, displacements):
+            if param.grad is None:
                 continue
-            grad = param.grad if weight_decay == 0 else param.grad.add(param, alpha=weight_decay)
-            diff = grad.double() - state["flow_grad"].double()
-            update = state["flow_update"].double()
-            param_sums = torch.stack([diff.pow(2).sum(), update.pow(2).sum()])
+            grad = _with_decay(param.grad, param, weight_decay)
+            diff = grad.double() - previous.double()
+            param_sums = torch.stack([diff.pow(2).sum(), displacement.double().pow(2).sum()])
             sums = param_sums if sums is None else sums + param_sums.to(sums.device)
-        dt = self._flow["phase_dt"]
         if sums is None:
-            return dt
+            return None
         diff_sq, update_sq = sums.tolist()
         if update_sq == 0 or diff_sq == 0:
-            return 2.0 * dt
-        curvature = math.sqrt(diff_sq / update_sq)
-        return min(2.0 * dt, self.ode_dt_scale / curvature)
+            return None
+        return math.sqrt(diff_sq / update_sq)
 
     def _finish_phase(self):
         """Compute each parameter's injection target and drop the phase buffers."""
         flow = self._flow
+        # with step-size control, elapsed counts accepted sub-steps only, and
+        # rejected ones were undone, so the velocity is that of accepted steps
         elapsed = flow["ode_time"]
+        flow["ode_cached"] = False
+        self._cached_loss = None
         for group in self.param_groups:
             weight_decay = group["weight_decay"]
             decoupled = group["decoupled_weight_decay"]
@@ -504,8 +674,10 @@ class FlowAdam(Optimizer):
                 state = self.state[param]
                 state.pop("flow_grad", None)
                 state.pop("flow_update", None)
+                state.pop("ode_grad", None)
                 start = state.pop("ode_start", None)
-                if start is None or self.injection == "none":
+                # elapsed is 0 when every sub-step was rejected: nothing moved
+                if start is None or self.injection == "none" or elapsed == 0:
                     continue
                 # target = -(end - start) / T, in the units of Adam's first moment
                 target = start.sub(param).div_(elapsed)
@@ -557,6 +729,8 @@ def _initial_flow_state():
         "ode_step_in_phase": 0,
         "ode_time": 0.0,
         "phase_dt": None,
+        "dt_limit": None,
+        "ode_cached": False,
         "curvature": None,
         "speed_dt": None,
         "secant_valid": False,
@@ -569,6 +743,18 @@ def _buffer(state, key, param):
     if key not in state:
         state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
     return state[key]
+
+
+def _with_decay(grad, param, weight_decay):
+    """Return ``grad + weight_decay * param``, without copying when the decay is 0."""
+    return grad if weight_decay == 0 else grad.add(param, alpha=weight_decay)
+
+
+def _detached(loss):
+    """Return a detached copy of a tensor loss; other values unchanged."""
+    if isinstance(loss, torch.Tensor):
+        return loss.detach().clone()
+    return loss
 
 
 def _init_adam_state(state, param):
@@ -710,6 +896,17 @@ def _check_switch_options(triggers, thresholds, stat_beta, warmup, cooldown, ode
             f"Invalid injection_weight: {injection_weight!r}. Use a float in (0, 1], such as 0.5."
         )
     return merged
+
+
+def _check_step_control_options(ode_step_control, ode_shrink, ode_grow, ode_rtol):
+    if not isinstance(ode_step_control, bool):
+        raise ValueError(f"Invalid ode_step_control: {ode_step_control!r}. Use True or False.")
+    if not _is_real(ode_shrink) or not 0.0 < ode_shrink < 1.0:
+        raise ValueError(f"Invalid ode_shrink: {ode_shrink!r}. Use a float in (0, 1), such as 0.5.")
+    if not _is_real(ode_grow) or not ode_grow >= 1.0:
+        raise ValueError(f"Invalid ode_grow: {ode_grow!r}. Use a float >= 1, such as 1.2.")
+    if not _is_real(ode_rtol) or not ode_rtol >= 0:
+        raise ValueError(f"Invalid ode_rtol: {ode_rtol!r}. Use a float >= 0, such as 1e-6.")
 
 
 def _is_real(value):
