@@ -154,8 +154,11 @@ def test_history_records_ode_epochs():
     history = model.history_
     evals_per_epoch = history.grad_evals.diff().fillna(history.grad_evals.iloc[0])
     assert (history["mode"] == "ode").sum() >= 4
-    assert (evals_per_epoch[history["mode"] == "ode"] == 2).all()
+    # Heun takes two closure calls per sub-step. With step control, the first
+    # epoch of a phase also evaluates the phase's start point, so it takes three.
+    assert evals_per_epoch[history["mode"] == "ode"].isin([2, 3]).all()
     assert (evals_per_epoch[history["mode"] == "adam"] == 1).all()
+    assert model.n_grad_evals_ == history.grad_evals.iloc[-1]
     assert model.n_grad_evals_ > model.n_epochs_
 
 
