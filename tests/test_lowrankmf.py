@@ -680,3 +680,26 @@ def test_eval_set_with_unknown_ids_uses_fallback():
     unseen = pd.DataFrame({"user_id": [999], "item_id": [0], "rating": [3.0]})
     model = fast_model(n_epochs=5).fit(data, eval_set=unseen)
     assert np.isfinite(model.history_.eval_rmse).all()
+
+
+def test_exploding_finite_loss_raises_divergence():
+    # Adam moves each parameter by about lr per step, so lr=1e3 drives the loss
+    # up by many orders of magnitude without reaching inf.
+    model = fast_model(optimizer="adam", lr=1e3, n_epochs=30)
+    with pytest.raises(DivergenceError, match=r"diverged at epoch \d+: the loss grew from .* at epoch 1 to .*, over 1000 times its first value"):
+        model.fit(small_ratings())
+    assert not [name for name in vars(model) if name.endswith("_")]
+
+
+def test_save_unfitted_raises(tmp_path):
+    with pytest.raises(NotFittedError):
+        fast_model().save(tmp_path / "model.pkl")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("content", [b"not a pickle at all", b"\x80\x05\x95"])
+def test_load_foreign_file_names_path(tmp_path, content):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"notes.txt is not a model file written by LowRankMF.save"):
+        LowRankMF.load(path)

@@ -669,7 +669,13 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
 
         Fitted parameters are NumPy arrays on the CPU, so a model fitted on
         CUDA loads on a machine without CUDA.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator has not been fitted: a saved model must predict.
         """
+        check_is_fitted(self, "global_mean_")
         path = Path(path)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
@@ -692,10 +698,18 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         TypeError
             If the file contains another estimator class than ``cls``.
         ValueError
-            If the file was not written by ``save``.
+            If the file was not written by ``save`` (not a pickle, truncated,
+            or another format).
         """
         with open(path, "rb") as file:
-            content = pickle.load(file)
+            try:
+                content = pickle.load(file)
+            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError,
+                    IndexError) as error:
+                raise ValueError(
+                    f"{path} is not a model file written by {cls.__name__}.save "
+                    f"({type(error).__name__}: {error}); check the path, or save the model again"
+                ) from error
         if not isinstance(content, dict) or content.get("format") != _SAVE_FORMAT:
             raise ValueError(f"{path} was not written by {cls.__name__}.save (unknown format)")
         estimator = content["estimator"]

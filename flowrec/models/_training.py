@@ -66,6 +66,12 @@ class TrainingResult:
     interrupt: BaseException | None = field(default=None, repr=False)
 
 
+# A loss this many times above the first epoch's counts as divergence even while
+# it is finite: Adam-type steps are bounded by lr, so a too-large lr makes the
+# loss explode without ever overflowing to inf.
+LOSS_GROWTH_LIMIT = 1e3
+
+
 def build_optimizer(spec, parameters, *, lr, options=None):
     """Create a torch optimizer with :func:`flowrec.optim.make_optimizer`; ``options`` is copied, not modified."""
     return make_optimizer(spec, parameters, lr=lr, **dict(options or {}))
@@ -148,8 +154,9 @@ def train_full_batch(
     Raises
     ------
     DivergenceError
-        If the loss or a parameter becomes NaN or infinite. ``parameters`` is
-        then left in its non-finite state, so callers must not keep it.
+        If the loss or a parameter becomes NaN or infinite, or the loss grows
+        above ``LOSS_GROWTH_LIMIT`` times its first-epoch value. ``parameters``
+        is then left in that state, so callers must not keep it.
     KeyboardInterrupt
         Not raised here: an interrupt ends the loop, the parameters of the last
         completed (or best validated) epoch are returned with
@@ -192,11 +199,16 @@ def train_full_batch(
             loss = float(loss) if loss is not None else math.nan
 
             # check divergence before anything is recorded
-            if not math.isfinite(loss) or not _all_finite(parameters):
-                if math.isfinite(loss):
-                    cause = "a parameter became NaN or infinite"
-                else:
+            first_loss = rows[0][1] if rows else loss
+            exploded = first_loss > 0 and loss > LOSS_GROWTH_LIMIT * first_loss
+            if not math.isfinite(loss) or not _all_finite(parameters) or exploded:
+                if not math.isfinite(loss):
                     cause = f"the loss became {loss}"
+                elif exploded:
+                    cause = (f"the loss grew from {first_loss:.4g} at epoch 1 to {loss:.4g}, "
+                             f"over {LOSS_GROWTH_LIMIT:g} times its first value")
+                else:
+                    cause = "a parameter became NaN or infinite"
                 raise DivergenceError(
                     f"training diverged at epoch {epoch}: {cause}; lower the learning rate "
                     f"(lr={lr}, try lr={lr / 10:g}) or choose another optimizer",
