@@ -7,10 +7,11 @@ returns the exit code instead of exiting, so tests can call it: 0 on success,
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from flowrec.exceptions import FlowrecError
+from flowrec.exceptions import DatasetNotFoundError, FlowrecError
 
 __all__ = ["main", "build_parser"]
 
@@ -142,6 +143,11 @@ def build_parser():
     compare.add_argument(
         "--quiet", action="store_true", help="hide the progress bar (warnings are still shown)",
     )
+    compare.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N",
+        help="CPU threads torch may use (default: torch's default, one per core); on a "
+        "small machine shared with other work, --threads 1 can make fits several times faster",
+    )
 
     datasets = commands.add_parser(
         "datasets",
@@ -155,7 +161,12 @@ def build_parser():
 
 
 def _run_compare(args):
+    import torch
+
     from flowrec.compare import compare
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     models = list(args.models)
     if args.svdpp and "surprise-svdpp" not in models:
@@ -245,6 +256,18 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("flowrec: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of stdout went away (for example `flowrec datasets | head`):
+        # point stdout at devnull so the interpreter's final flush stays quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except DatasetNotFoundError as error:
+        print(f"flowrec: error: {_one_line(error)}", file=sys.stderr)
+        print("flowrec: save the file there, or point --data-home (or FLOWREC_DATA) at the "
+              "folder that holds it; `flowrec datasets` lists where each dataset is looked for",
+              file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         print(f"flowrec: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE

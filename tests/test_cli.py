@@ -59,7 +59,21 @@ def test_missing_data_exit_two(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert str(tmp_path) in err
-    assert err.count("\n") == 1
+    assert err.count("\n") == 2
+    assert "point --data-home (or FLOWREC_DATA) at the folder that holds it" in err
+
+
+def test_threads_option_sets_torch_threads(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        code = main(["compare", "--threads", "1", "--models", "adam", "--epochs", "2",
+                     "--output", str(tmp_path), "--quiet"])
+        assert code == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_unknown_split_exit_two(capsys):
@@ -98,3 +112,15 @@ def test_datasets_lists_every_dataset(tmp_path, capsys):
 def test_datasets_finds_real_files(data_home, capsys):
     assert main(["datasets", "--data-home", str(data_home)]) == 0
     assert f"found {data_home / 'ml-100k'}" in capsys.readouterr().out
+
+
+def test_closed_stdout_pipe_is_quiet():
+    import subprocess
+    import sys
+
+    # `head -c 1` exits after one byte, so later writes hit a closed pipe
+    command = f"'{sys.executable}' -m flowrec.cli datasets | head -c 1"
+    finished = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
+                              text=True, timeout=120)
+    assert "Broken pipe" not in finished.stderr
+    assert finished.stderr == ""

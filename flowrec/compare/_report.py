@@ -114,13 +114,17 @@ def plot_comparison(summary, curves, path, *, title):
     rmse_column = "val_rmse"
     if "eval_rmse" in curves and curves["eval_rmse"].notna().any():
         rmse_column = "eval_rmse"
+    # models that follow the same path (FlowAdam that never leaves Adam mode
+    # equals Adam) would hide each other, so each model gets its own dash style
+    line_styles = ["-", "--", ":", "-."]
     shaded = False
-    for model, runs in curves.groupby("model", sort=False):
+    for position, (model, runs) in enumerate(curves.groupby("model", sort=False)):
         first = runs[(runs["fold"] == runs["fold"].iloc[0]) & (runs["seed"] == runs["seed"].iloc[0])]
-        loss_axis.plot(first["epoch"], first["loss"], label=model)
+        style = {"label": model, "linestyle": line_styles[position % len(line_styles)]}
+        loss_axis.plot(first["epoch"], first["loss"], **style)
         has_rmse = first[rmse_column].notna().any()
         if has_rmse:
-            rmse_axis.plot(first["epoch"], first[rmse_column], label=model)
+            rmse_axis.plot(first["epoch"], first[rmse_column], **style)
         if not shaded and (first["mode"].astype(str) == "ode").any():
             _shade_ode_epochs(loss_axis, first)
             if has_rmse:
