@@ -279,3 +279,8 @@ def test_dataset_4_joke_sheet_digest_checked(dataset_4_folder):
 def test_unknown_variant():
     with pytest.raises(ValueError, match=r"variant must be one of '1', '1-1'.*got '5'"):
         load_jester("5")
+
+
+def test_all_of_dataset_1_names_missing_part(data_home):
+    with pytest.raises(DatasetNotFoundError, match=r"load_jester\('1'\) needs all three parts of dataset 1, and part '1-2' is missing: .*call load_jester\('1-1'\)"):
+        load_jester("1", data_home=data_home)

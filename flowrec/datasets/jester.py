@@ -20,6 +20,7 @@ import pandas as pd
 
 from flowrec.datasets._base import RatingDataset, check_unique_pairs, get_data_home
 from flowrec.datasets._fetch import Bundle, Release, _SingleFileBundle, open_release
+from flowrec.exceptions import DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,14 @@ def load_jester(
         parts = []
         n_users_before = 0
         for part in ("1-1", "1-2", "1-3"):
-            ratings, n_rows, bundle = _load_ratings(part, path=None, **options)
+            try:
+                ratings, n_rows, bundle = _load_ratings(part, path=None, **options)
+            except DatasetNotFoundError as error:
+                raise DatasetNotFoundError(
+                    f"load_jester('1') needs all three parts of dataset 1, and part "
+                    f"{part!r} is missing: {error} To load only the parts you have, call "
+                    "load_jester('1-1'), load_jester('1-2') or load_jester('1-3')."
+                ) from error
             ratings["user_id"] += n_users_before
             n_users_before += n_rows
             parts.append(ratings)
