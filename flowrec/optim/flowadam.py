@@ -791,20 +791,20 @@ def _secant_sums(grad, prev_grad, prev_update):
     """Return the per-parameter sums behind the statistics, as a float64 vector.
 
     Order: sum max(0, -y*s), sum |y*s|, g.g_prev, |g|^2, |g_prev|^2, |y|^2, |s|^2.
+    Products are formed in the parameter's dtype and summed in float64, which
+    took half the time of converting every tensor to float64 first.
     """
-    grad64 = grad.double()
-    prev64 = prev_grad.double()
-    update64 = prev_update.double()
-    diff = grad64 - prev64
-    product = diff * update64
+    f64 = torch.float64
+    diff = grad - prev_grad
+    product = diff * prev_update
     return torch.stack([
-        product.neg().clamp_(min=0).sum(),
-        product.abs().sum(),
-        (grad64 * prev64).sum(),
-        grad64.pow(2).sum(),
-        prev64.pow(2).sum(),
-        diff.pow(2).sum(),
-        update64.pow(2).sum(),
+        product.neg().clamp_(min=0).sum(dtype=f64),
+        product.abs().sum(dtype=f64),
+        (grad * prev_grad).sum(dtype=f64),
+        grad.square().sum(dtype=f64),
+        prev_grad.square().sum(dtype=f64),
+        diff.square().sum(dtype=f64),
+        prev_update.square().sum(dtype=f64),
     ])
 
 
