@@ -703,3 +703,18 @@ def test_load_foreign_file_names_path(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match=r"notes.txt is not a model file written by LowRankMF.save"):
         LowRankMF.load(path)
+
+
+def test_duplicates_last_follows_timestamp():
+    data = pd.DataFrame({
+        "user_id": [1, 1, 2, 1],
+        "item_id": [7, 7, 7, 8],
+        "rating": [5.0, 1.0, 3.0, 2.0],
+        "timestamp": [300, 100, 200, 50],
+    })
+    by_time = fast_model(duplicates="last", biases=False, n_factors=1, init_std=0.0).fit(data)
+    by_order = fast_model(duplicates="last", biases=False, n_factors=1, init_std=0.0).fit(
+        data.drop(columns="timestamp"))
+    # the rating at timestamp 300 (5.0) is the latest for (1, 7); in input order 1.0 is last
+    assert by_time.global_mean_ == pytest.approx((5.0 + 3.0 + 2.0) / 3)
+    assert by_order.global_mean_ == pytest.approx((1.0 + 3.0 + 2.0) / 3)

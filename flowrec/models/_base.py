@@ -337,6 +337,11 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
 
         # check parameters and input
         self._validate_params()
+        if self.duplicates == "last" and isinstance(X, pd.DataFrame) and "timestamp" in X:
+            # "last" means latest in time when the caller gives times
+            order = np.argsort(X["timestamp"].to_numpy(), kind="stable")
+            X = X.iloc[order]
+            y = None if y is None else np.asarray(y)[order]
         users, items, ratings = parse_interactions(X, y, require_ratings=True)
         rating_scale = self._check_rating_scale(ratings)
         if eval_set is not None:

@@ -77,7 +77,11 @@ class LowRankMF(BaseRatingModel):
         side (``global_mean_ + user_bias_[u]`` for a known user and unknown
         item), ``"raise"`` raises ``UnknownIdError``, ``"nan"`` returns NaN.
     duplicates : {"raise", "mean", "last"}, default="raise"
-        Handling of a (user, item) pair that occurs more than once.
+        Handling of a (user, item) pair that occurs more than once:
+        ``"raise"`` raises ``DuplicateRatingsError`` naming the pair and its
+        count, ``"mean"`` averages the ratings, and ``"last"`` keeps the
+        latest one: by the ``timestamp`` column when ``X`` is a DataFrame
+        that has one, else the last in input order.
     device : {"auto", "cpu", "cuda"}, default="auto"
         ``"auto"`` trains on CUDA when torch reports a device, else on the CPU.
         The device used is stored in ``device_``.
