@@ -23,7 +23,7 @@ def test_sentinel_marks_missing_cells():
     assert table.to_dict("list") == {"user_id": ["a", "b"], "item_id": [20, 10], "rating": [-9.5, 7.25]}
 
 
-def test_infinite_rating_is_rejected_even_when_nan_is_missing():
+def test_infinite_rating_rejected():
     with pytest.raises(ValueError, match=r"1 NaN or infinite ratings, first at \(row, column\) \[\(1, 1\)\]; drop or impute"):
         ratings_from_matrix([[1.0, np.nan], [2.0, np.inf]], missing=np.nan)
 

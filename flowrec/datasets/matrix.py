@@ -52,8 +52,8 @@ def ratings_from_matrix(matrix, *, missing=None, user_ids=None, item_ids=None):
     ------
     ValueError
         If the matrix is not 2-d, an id list has the wrong length or repeats
-        an id, or a remaining rating is NaN or infinite; the message gives the
-        (row, column) positions of the first such cells.
+        an id, or a remaining rating is NaN or infinite. For bad ratings the
+        message gives the (row, column) positions of the first such cells.
 
     Examples
     --------

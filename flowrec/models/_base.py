@@ -369,9 +369,9 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         users_index = user_map.transform(all_users.ids_[u])
         items_index = item_map.transform(all_items.ids_[i])
 
-        # training runs on ratings divided by their spread, so that lr, reg and
-        # init_std act alike on a 1-5 and a -10..10 scale; parameters are
-        # converted back to rating units after training
+        # Training runs on ratings divided by their spread, so that lr, reg and
+        # init_std act alike on a 1-5 and a -10..10 scale. The parameters are
+        # converted back to rating units after training.
         scale = 1.0
         if getattr(self, "normalize_ratings", False):
             scale = rating_spread(r[train_rows])
