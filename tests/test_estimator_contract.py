@@ -201,6 +201,18 @@ def test_cuda_request_without_cuda():
         clone(ESTIMATORS[0]).set_params(device="cuda").fit(data)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=_ids)
+def test_fitted_state_holds_no_tensors(estimator, tmp_path):
+    # Without torch tensors in the fitted state, a pickle written after a CUDA
+    # fit holds nothing that needs CUDA to load; the CUDA test below checks
+    # the same on a device.
+    model = clone(estimator).fit(synthetic_ratings())
+    tensors = [name for name, value in vars(model).items() if isinstance(value, torch.Tensor)]
+    assert tensors == []
+    model.save(tmp_path / "model.pkl")
+    assert b"torch" not in (tmp_path / "model.pkl").read_bytes()
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=_ids)
