@@ -57,7 +57,7 @@ def _fraction(text):
 
 def build_parser():
     """Build the ``flowrec`` argument parser with its subcommands."""
-    from flowrec.compare import DATASETS, DEFAULT_MODELS, PRESETS
+    from flowrec.compare import DATASETS, DEFAULT_MODELS, PRESETS, RECOVERY_MODELS
 
     parser = argparse.ArgumentParser(
         prog="flowrec",
@@ -87,8 +87,9 @@ def build_parser():
         "folds), u1 ... u5, ua, ub or random (seeded 80/20); other datasets: random",
     )
     compare.add_argument(
-        "--models", type=_comma_list, default=list(DEFAULT_MODELS), metavar="NAME[,NAME...]",
-        help=f"comma-separated model presets (default: {','.join(DEFAULT_MODELS)})",
+        "--models", type=_comma_list, default=None, metavar="NAME[,NAME...]",
+        help=f"comma-separated model presets (default: {','.join(DEFAULT_MODELS)}, and "
+        f"on the synthetic dataset also {','.join(RECOVERY_MODELS)})",
     )
     seeds = compare.add_mutually_exclusive_group()
     seeds.add_argument(
@@ -163,12 +164,12 @@ def build_parser():
 def _run_compare(args):
     import torch
 
-    from flowrec.compare import compare
+    from flowrec.compare import compare, default_models
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    models = list(args.models)
+    models = list(args.models) if args.models else default_models(args.dataset)
     if args.svdpp and "surprise-svdpp" not in models:
         models.append("surprise-svdpp")
     if args.ranking and "implicit-als" not in models:

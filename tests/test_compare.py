@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from flowrec.compare import DATASETS, PRESETS, compare, make_folds, make_model
+from flowrec.compare import DATASETS, PRESETS, compare, default_models, make_folds, make_model
 
 pytest.importorskip("surprise")
 
@@ -50,7 +50,9 @@ def test_default_writes_files(default_result):
 
 def test_default_rows(default_result):
     result, _ = default_result
-    assert result.summary["model"].tolist() == ["flowadam", "adam", "surprise-svd", "surprise-baseline"]
+    assert result.summary["model"].tolist() == [
+        "flowadam", "adam", "flowadam-noreg", "adam-noreg", "surprise-svd", "surprise-baseline",
+    ]
     flowadam = result.summary.set_index("model").loc["flowadam"]
     assert flowadam["optimizer"] == "flowadam"
     assert np.isfinite(flowadam["rmse_mean"])
@@ -88,8 +90,23 @@ def test_default_markdown_table(default_result):
 
 def test_default_curves_from_history(default_result):
     result, _ = default_result
-    assert set(result.curves["model"]) == {"flowadam", "adam"}
-    assert {"epoch", "loss", "val_rmse", "mode", "grad_evals"} <= set(result.curves.columns)
+    assert set(result.curves["model"]) == {"flowadam", "adam", "flowadam-noreg", "adam-noreg"}
+    assert {"epoch", "loss", "val_rmse", "eval_rmse", "mode", "grad_evals"} <= set(result.curves.columns)
+    assert result.curves["eval_rmse"].notna().all()
+
+
+def test_real_datasets_default_to_four_rows():
+    assert default_models("movielens-100k") == ["flowadam", "adam", "surprise-svd", "surprise-baseline"]
+    assert default_models("jester-1") == default_models("movielens-100k")
+
+
+def test_flowadam_beats_adam_on_unregularized_recovery():
+    # the synthetic default's recovery pair at full length (1000 epochs each)
+    result = compare(["flowadam-noreg", "adam-noreg"], seeds=(0, 1), progress=False)
+    rmse = result.summary.set_index("model")["rmse_mean"]
+    assert rmse["flowadam-noreg"] < 0.9 * rmse["adam-noreg"]
+    ode_epochs = result.summary.set_index("model")["ode_epochs_mean"]
+    assert ode_epochs["flowadam-noreg"] > 0
 
 
 def test_validation_fraction_records_curve():

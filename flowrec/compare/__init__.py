@@ -7,7 +7,13 @@ line runs it with the presets in :data:`PRESETS`.
 """
 
 from flowrec.compare._datasets import DATASETS, Fold, make_folds
-from flowrec.compare._presets import DEFAULT_MODELS, PRESETS, make_model
+from flowrec.compare._presets import (
+    DEFAULT_MODELS,
+    PRESETS,
+    RECOVERY_MODELS,
+    default_models,
+    make_model,
+)
 from flowrec.compare._runner import ComparisonResult, compare
 
 __all__ = [
@@ -15,6 +21,8 @@ __all__ = [
     "ComparisonResult",
     "PRESETS",
     "DEFAULT_MODELS",
+    "RECOVERY_MODELS",
+    "default_models",
     "make_model",
     "DATASETS",
     "Fold",

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from flowrec import metrics, ranking
 from flowrec.compare._datasets import DATASETS, check_dataset, make_folds
-from flowrec.compare._presets import DEFAULT_MODELS, make_model
+from flowrec.compare._presets import default_models, make_model
 from flowrec.compare._report import format_markdown, plot_comparison, summarize
 from flowrec.exceptions import DivergenceError
 
@@ -93,10 +93,10 @@ class ComparisonResult:
         return files
 
 
-def _resolve_models(models):
+def _resolve_models(models, dataset):
     """Return an ordered dict of name to unfitted estimator from the ``models`` argument."""
     if models is None:
-        models = list(DEFAULT_MODELS)
+        models = default_models(dataset)
     if isinstance(models, str):
         models = [name.strip() for name in models.split(",") if name.strip()]
     if isinstance(models, dict):
@@ -342,7 +342,8 @@ def compare(
         (``user_id``, ``item_id``) DataFrames and ``get_params``. One that
         sets ``predicts_ratings = False`` and has ``recommend_batch(users, k)``
         or ``recommend(user, k)`` is scored with ranking metrics only. None
-        runs ``flowadam``, ``adam``, ``surprise-svd`` and ``surprise-baseline``.
+        runs ``flowadam``, ``adam``, ``surprise-svd`` and ``surprise-baseline``,
+        plus ``flowadam-noreg`` and ``adam-noreg`` on the synthetic dataset.
     dataset : str, default="synthetic"
         A key of :data:`flowrec.compare.DATASETS`.
     split : str, default=None
@@ -399,7 +400,7 @@ def compare(
     >>> result.summary[["model", "rmse_mean"]]  # doctest: +SKIP
     """
     # check arguments before loading any data
-    templates = _resolve_models(models)
+    templates = _resolve_models(models, dataset)
     seeds = _check_seeds(seeds)
     split = check_dataset(dataset, split)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
