@@ -9,6 +9,8 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from flowrec.compare import DATASETS, PRESETS, compare, default_models, make_folds, make_model
+from flowrec.compare._report import format_markdown, summarize
+from flowrec.models import LowRankMF
 
 pytest.importorskip("surprise")
 
@@ -74,7 +76,7 @@ def test_default_summary_columns(default_result):
     expected = {
         "model", "optimizer", "n_runs", "rmse_mean", "rmse_std", "mae_mean", "mae_std",
         "fit_seconds_mean", "n_epochs_mean", "n_grad_evals_mean", "ode_epochs_mean",
-        "n_unknown_predictions",
+        "n_unknown_predictions", "n_failed",
     }
     assert set(result.summary.columns) == expected
     assert set(pd.read_csv(output / "summary.csv").columns) == expected
@@ -327,3 +329,32 @@ def test_example_quickstart_runs(data_home, capsys):
     out = capsys.readouterr().out
     assert re.search(r"test RMSE \d\.\d{4}, MAE \d\.\d{4}", out)
     assert "top 5 unseen movies for user" in out
+
+
+def test_nan_predictions_are_left_out_and_counted(data_home):
+    model = LowRankMF(n_factors=4, n_epochs=3, unknown="nan", device="cpu")
+    result = compare({"mf": model}, dataset="movielens-100k", split="u1", data_home=data_home,
+                     progress=False)
+    run = result.results.iloc[0]
+    # u1.test has 32 pairs whose movie never occurs in u1.base
+    assert run["n_unscored"] == 32
+    assert run["n_unknown_predictions"] == 32
+    assert np.isfinite(run["rmse"])
+
+
+def test_summary_counts_failed_runs():
+    results = pd.DataFrame({
+        "model": ["m", "m", "m"], "optimizer": ["flowadam"] * 3,
+        "rmse": [0.9, np.nan, np.nan], "mae": [0.7, np.nan, np.nan],
+        "fit_seconds": [1.0, 0.5, 0.5], "n_epochs": [10.0, 3.0, 2.0],
+        "n_grad_evals": [10.0, np.nan, np.nan], "ode_epochs": [0.0, np.nan, np.nan],
+        "n_unknown_predictions": [0.0, np.nan, np.nan],
+        "error": ["", "diverged at epoch 3", "diverged at epoch 2"],
+    })
+    summary = summarize(results, model_order=["m"], report_nmae=False, k=10)
+    row = summary.iloc[0]
+    assert row["n_failed"] == 2
+    assert row["n_runs"] == 3
+    # epochs of the diverged runs do not dilute the mean of the finished run
+    assert row["n_epochs_mean"] == 10.0
+    assert "| 3 (2 failed) |" in format_markdown(summary, k=10)

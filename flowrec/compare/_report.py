@@ -16,7 +16,9 @@ def summarize(results, *, model_order, report_nmae, k):
 
     Metrics get a ``_mean`` and a ``_std`` column (sample standard deviation,
     NaN for a single run). Costs are means over runs, and
-    ``n_unknown_predictions`` is the total over runs.
+    ``n_unknown_predictions`` is the total over runs. Metrics and costs are
+    taken over the runs that finished; ``n_failed`` counts the others (a
+    diverged run, for example), and the Markdown table shows it.
     """
     metrics = [name for name, _ in _RATING_METRICS]
     if report_nmae:
@@ -26,13 +28,16 @@ def summarize(results, *, model_order, report_nmae, k):
     rows = []
     for model in model_order:
         runs = results[results["model"] == model]
-        row = {"model": model, "optimizer": runs["optimizer"].iloc[0], "n_runs": len(runs)}
+        failed = runs["error"].fillna("").astype(str) != ""
+        row = {"model": model, "optimizer": runs["optimizer"].iloc[0], "n_runs": len(runs),
+               "n_failed": int(failed.sum())}
+        finished = runs[~failed]
         for metric in metrics:
-            values = runs[metric].astype(np.float64)
+            values = finished[metric].astype(np.float64)
             row[f"{metric}_mean"] = values.mean()
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else np.nan
         for cost in ("fit_seconds", "n_epochs", "n_grad_evals", "ode_epochs"):
-            row[f"{cost}_mean"] = runs[cost].astype(np.float64).mean()
+            row[f"{cost}_mean"] = finished[cost].astype(np.float64).mean()
         row["n_unknown_predictions"] = runs["n_unknown_predictions"].sum(min_count=1)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -50,6 +55,11 @@ def _mean_std(row, metric, digits):
 
 def _count(value):
     return "n/a" if not np.isfinite(value) else f"{value:,.0f}"
+
+
+def _runs_cell(row):
+    failed = int(row.get("n_failed", 0) or 0)
+    return f"{row['n_runs']} ({failed} failed)" if failed else str(row["n_runs"])
 
 
 def format_markdown(summary, *, k):
@@ -74,7 +84,7 @@ def format_markdown(summary, *, k):
             _count(row["n_grad_evals_mean"]),
             _count(row["ode_epochs_mean"]),
             _count(row["n_unknown_predictions"]),
-            str(row["n_runs"]),
+            _runs_cell(row),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

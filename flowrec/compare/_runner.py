@@ -38,7 +38,9 @@ class ComparisonResult:
         One row per (model, fold, seed) run: ``dataset``, ``fold``, ``seed``,
         ``model``, ``optimizer``, ``rmse``, ``mae``, ``nmae``, ``fit_seconds``,
         ``predict_seconds``, ``n_epochs``, ``n_grad_evals``,
-        ``n_unknown_predictions``, ``ode_epochs`` (epochs that FlowAdam spent
+        ``n_unknown_predictions``, ``n_unscored`` (test pairs left out of the
+        metrics because the model predicted NaN, as ``unknown="nan"`` does
+        for unseen ids), ``ode_epochs`` (epochs that FlowAdam spent
         integrating the gradient flow, NaN without a history), ``error``
         (empty, or why the run failed, e.g. ``"diverged at epoch 12"``) and, with ranking, ``ndcg@k``,
         ``precision@k``, ``recall@k``. Metrics a model cannot produce are NaN.
@@ -283,7 +285,8 @@ def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics
         logger.warning("%s diverged on fold %s, seed %d: %s", name, fold.name, fold.seed, error)
         row.update(
             fit_seconds=time.perf_counter() - start, predict_seconds=math.nan,
-            n_unknown_predictions=math.nan, n_epochs=float(error.epoch), n_grad_evals=math.nan,
+            n_unknown_predictions=math.nan, n_unscored=math.nan, n_epochs=float(error.epoch),
+            n_grad_evals=math.nan,
             ode_epochs=math.nan, error=f"diverged at epoch {error.epoch}",
         )
         return row, None
@@ -293,6 +296,7 @@ def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics
     predicts_ratings = getattr(estimator, "predicts_ratings", True)
     row["predict_seconds"] = math.nan
     row["n_unknown_predictions"] = math.nan
+    row["n_unscored"] = math.nan
     if predicts_ratings:
         start = time.perf_counter()
         predictions, fallback = _predict_with_fallback(estimator, test_X)
@@ -300,10 +304,15 @@ def _run_one(name, template, fold, *, flowrec_overrides, device, ranking_metrics
         if fallback is not None:
             row["n_unknown_predictions"] = int(np.count_nonzero(fallback))
         truth = fold.test["rating"].to_numpy()
-        row["rmse"] = metrics.rmse(truth, predictions)
-        row["mae"] = metrics.mae(truth, predictions)
-        if fold.rating_scale is not None:
-            row["nmae"] = metrics.nmae(truth, predictions, fold.rating_scale)
+        # a model with unknown="nan" returns NaN for unseen ids: score the other
+        # pairs and count the NaN ones in n_unscored
+        scored = np.isfinite(np.asarray(predictions, dtype=np.float64))
+        row["n_unscored"] = int(np.count_nonzero(~scored))
+        if scored.any():
+            row["rmse"] = metrics.rmse(truth[scored], predictions[scored])
+            row["mae"] = metrics.mae(truth[scored], predictions[scored])
+            if fold.rating_scale is not None:
+                row["nmae"] = metrics.nmae(truth[scored], predictions[scored], fold.rating_scale)
     row["n_epochs"] = _fitted_number(estimator, _EPOCHS_ATTRIBUTE, fallback="n_epochs")
     row["n_grad_evals"] = _fitted_number(estimator, _GRAD_EVALS_ATTRIBUTE)
 
