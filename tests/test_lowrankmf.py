@@ -718,3 +718,24 @@ def test_duplicates_last_follows_timestamp():
     # the rating at timestamp 300 (5.0) is the latest for (1, 7); in input order 1.0 is last
     assert by_time.global_mean_ == pytest.approx((5.0 + 3.0 + 2.0) / 3)
     assert by_order.global_mean_ == pytest.approx((1.0 + 3.0 + 2.0) / 3)
+
+
+def test_duplicates_last_rejects_missing_timestamp():
+    data = pd.DataFrame({"user_id": [1, 1], "item_id": [5, 5], "rating": [1.0, 5.0],
+                         "timestamp": [np.nan, 10.0]})
+    with pytest.raises(ValueError, match=r"1 timestamps are missing, first at rows \[0\]"):
+        fast_model(duplicates="last").fit(data)
+
+
+def test_duplicates_last_keeps_caller_row_numbers():
+    data = pd.DataFrame({"user_id": [1, 2, 3, 4], "item_id": [1, 1, 1, 1],
+                         "rating": [1.0, 2.0, 3.0, 9.0], "timestamp": [40, 30, 20, 10]})
+    with pytest.raises(ValueError, match="first 9 at row 3"):
+        fast_model(duplicates="last", rating_scale=(1, 5)).fit(data)
+
+
+def test_recommend_with_tuple_ids():
+    data = pd.DataFrame({"user_id": [("a", 1), ("a", 1), ("b", 2), ("c", 3)],
+                         "item_id": [10, 11, 10, 12], "rating": [5.0, 3.0, 4.0, 2.0]})
+    model = fast_model(n_factors=2).fit(data)
+    assert model.recommend(("a", 1), k=5) == [12]

@@ -337,13 +337,13 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
 
         # check parameters and input
         self._validate_params()
-        if self.duplicates == "last" and isinstance(X, pd.DataFrame) and "timestamp" in X:
-            # "last" means latest in time when the caller gives times
-            order = np.argsort(X["timestamp"].to_numpy(), kind="stable")
-            X = X.iloc[order]
-            y = None if y is None else np.asarray(y)[order]
         users, items, ratings = parse_interactions(X, y, require_ratings=True)
         rating_scale = self._check_rating_scale(ratings)
+        if self.duplicates == "last" and isinstance(X, pd.DataFrame) and "timestamp" in X:
+            # "last" means latest in time when the caller gives times; the order
+            # is applied after validation so error messages keep the caller's rows
+            order = _time_order(X["timestamp"])
+            users, items, ratings = users[order], items[order], ratings[order]
         if eval_set is not None:
             eval_X, eval_y = eval_set if isinstance(eval_set, tuple) else (eval_set, None)
             eval_users, eval_items, eval_ratings = parse_interactions(
@@ -647,7 +647,10 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         parameters = self._fitted_parameters()
         if not _is_int(k) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
-        index = int(self.user_ids_.transform(np.array([user], dtype=object))[0])
+        # np.array([user]) would split a tuple id into its parts
+        wrapped = np.empty(1, dtype=object)
+        wrapped[0] = user
+        index = int(self.user_ids_.transform(wrapped)[0])
         if index < 0 and self.unknown == "raise":
             raise UnknownIdError(
                 f"user {_show(user)} was not seen in fit; pass unknown='fallback' to rank items by "
@@ -721,6 +724,18 @@ class BaseRatingModel(RegressorMixin, BaseEstimator):
         if not isinstance(estimator, cls):
             raise TypeError(f"{path} contains a {type(estimator).__name__}, not a {cls.__name__}")
         return estimator
+
+
+def _time_order(timestamps):
+    """Return the stable order of rows by ``timestamps``, rejecting missing times."""
+    missing = np.flatnonzero(pd.isna(timestamps).to_numpy())
+    if missing.size:
+        raise ValueError(
+            f"duplicates='last' orders ratings by the timestamp column, but {missing.size} "
+            f"timestamps are missing, first at rows {missing[:5].tolist()}; fill them or drop "
+            "the timestamp column to keep the last rating in input order"
+        )
+    return np.argsort(timestamps.to_numpy(), kind="stable")
 
 
 def _seen_matrix(users, items, n_users, n_items):
