@@ -265,6 +265,13 @@ def _normalize(ids, role):
     ids = _as_id_array(ids)
     kind_code = ids.dtype.kind
     if kind_code in "iu":
+        if kind_code == "u" and ids.size and ids.max() > np.iinfo(np.int64).max:
+            # a cast to int64 would wrap these ids to other (negative) numbers
+            raise ValueError(
+                f"{role} ids up to {ids.max()} do not fit in int64 (largest "
+                f"{np.iinfo(np.int64).max}); pass them as strings, for example "
+                "with .astype(str)"
+            )
         return "number", ids.astype(np.int64, copy=False)
     if kind_code == "f":
         return "number", _integral_or_float(ids)

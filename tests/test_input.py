@@ -221,3 +221,9 @@ def test_no_duplicates_returns_inputs():
     result = merge_duplicates(users, items, ratings)
     assert result[0] is users
     assert result[2] is ratings
+
+
+def test_uint64_ids_beyond_int64_rejected():
+    items = np.array([2**63 + 5, 7], dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"item ids up to 9223372036854775813 do not fit in int64"):
+        IdMap("item").fit(items)
