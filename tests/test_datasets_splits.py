@@ -248,3 +248,16 @@ def test_not_a_dataframe():
 def test_bad_random_state(ratings):
     with pytest.raises(TypeError, match="random_state must be .* got str"):
         random_split(ratings, random_state="7")
+
+
+def test_per_user_temporal_keeps_large_integer_times_apart():
+    base = 2**62
+    ratings = pd.DataFrame({
+        "user_id": [1, 1, 1, 2, 2],
+        "item_id": [1, 2, 3, 1, 2],
+        "rating": [1.0, 2.0, 3.0, 4.0, 5.0],
+        "timestamp": np.array([base + 1, base + 3, base + 2, 1, 3], dtype=np.int64),
+    })
+    with pytest.warns(UserWarning):
+        _, test = temporal_split(ratings, test_size=1, per_user=True)
+    assert sorted(test["timestamp"].tolist()) == [3, base + 3]

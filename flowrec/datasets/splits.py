@@ -266,6 +266,9 @@ def _temporal_split_per_user(ratings, test_size):
 def _as_number(timestamps):
     if pd.api.types.is_datetime64_any_dtype(timestamps):
         return timestamps.to_numpy().astype("datetime64[ns]").astype("int64")
+    if pd.api.types.is_integer_dtype(timestamps):
+        # float64 would merge integer times above 2**53, such as epoch nanoseconds
+        return timestamps.to_numpy(dtype="int64")
     return timestamps.to_numpy(dtype="float64")
 
 
