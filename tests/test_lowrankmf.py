@@ -739,3 +739,8 @@ def test_recommend_with_tuple_ids():
                          "item_id": [10, 11, 10, 12], "rating": [5.0, 3.0, 4.0, 2.0]})
     model = fast_model(n_factors=2).fit(data)
     assert model.recommend(("a", 1), k=5) == [12]
+
+
+def test_lr_in_optimizer_options_rejected():
+    with pytest.raises(ValueError, match=r"optimizer_options must not contain 'lr' \(got lr=0.5\); set the learning rate with the estimator's lr parameter"):
+        fast_model(optimizer_options={"lr": 0.5}).fit(small_ratings())

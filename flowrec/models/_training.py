@@ -74,7 +74,13 @@ LOSS_GROWTH_LIMIT = 1e3
 
 def build_optimizer(spec, parameters, *, lr, options=None):
     """Create a torch optimizer with :func:`flowrec.optim.make_optimizer`; ``options`` is copied, not modified."""
-    return make_optimizer(spec, parameters, lr=lr, **dict(options or {}))
+    options = dict(options or {})
+    if "lr" in options:
+        raise ValueError(
+            f"optimizer_options must not contain 'lr' (got lr={options['lr']!r}); set the "
+            "learning rate with the estimator's lr parameter"
+        )
+    return make_optimizer(spec, parameters, lr=lr, **options)
 
 
 def _optimizer_mode(optimizer, name):
