@@ -204,7 +204,7 @@ def test_cuda_request_without_cuda():
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=_ids)
 def test_fitted_state_holds_no_tensors(estimator, tmp_path):
     # Without torch tensors in the fitted state, a pickle written after a CUDA
-    # fit holds nothing that needs CUDA to load; the CUDA test below checks
+    # fit contains nothing that needs CUDA to load. The CUDA test below checks
     # the same on a device.
     model = clone(estimator).fit(synthetic_ratings())
     tensors = [name for name, value in vars(model).items() if isinstance(value, torch.Tensor)]

@@ -38,12 +38,14 @@ class ComparisonResult:
         One row per (model, fold, seed) run: ``dataset``, ``fold``, ``seed``,
         ``model``, ``optimizer``, ``rmse``, ``mae``, ``nmae``, ``fit_seconds``,
         ``predict_seconds``, ``n_epochs``, ``n_grad_evals``,
-        ``n_unknown_predictions``, ``n_unscored`` (test pairs left out of the
-        metrics because the model predicted NaN, as ``unknown="nan"`` does
-        for unseen ids), ``ode_epochs`` (epochs that FlowAdam spent
-        integrating the gradient flow, NaN without a history), ``error``
-        (empty, or why the run failed, e.g. ``"diverged at epoch 12"``) and, with ranking, ``ndcg@k``,
-        ``precision@k``, ``recall@k``. Metrics a model cannot produce are NaN.
+        ``n_unknown_predictions``, ``n_unscored``, ``ode_epochs``, ``error``
+        and, with ranking, ``ndcg@k``, ``precision@k``, ``recall@k``.
+        ``n_unscored`` counts test pairs left out of the metrics because the
+        model predicted NaN, as ``unknown="nan"`` does for unseen ids.
+        ``ode_epochs`` counts the epochs that FlowAdam spent integrating the
+        gradient flow (NaN without a history). ``error`` is empty, or says why
+        the run failed, e.g. ``"diverged at epoch 12"``. Metrics a model
+        cannot produce are NaN.
     summary : pandas.DataFrame
         One row per model with ``<metric>_mean`` and ``<metric>_std`` over runs,
         mean costs and the total of unknown-id predictions.

@@ -10,8 +10,9 @@ import torch
 
 __all__ = ["INTEGRATORS", "gradient_flow_step"]
 
-# Butcher tableaux of the explicit methods: stage coefficients ``a`` (row i
-# holds the weights of earlier stage slopes for stage i) and final weights ``b``.
+# Butcher tableaux of the explicit methods: stage coefficients ``a``, whose
+# row i contains the weights of earlier stage slopes for stage i, and final
+# weights ``b``.
 _TABLEAUX = {
     "euler": ((), (1.0,)),
     "heun": (((1.0,),), (0.5, 0.5)),
